@@ -1,0 +1,96 @@
+# volumed — one non-recursive Makefile. `make run`, `make test`, `make bench`,
+# `make SANITIZE=1 test` (ASan + UBSan), `make fuzz` (libFuzzer, clang).
+
+CC      ?= cc
+PKGS    := libmicrohttpd jansson libcurl
+BUILD   := build$(if $(SANITIZE),-san)
+
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+	-Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes \
+	-Wpointer-arith -Wundef -fno-common -g -O2 -pthread -MMD -MP
+SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+CFLAGS  += $(CFLAGS_BASE) $(if $(SANITIZE),$(SAN_FLAGS)) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LDFLAGS += -pthread $(if $(SANITIZE),$(SAN_FLAGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# The core library: everything but the two programs' mains and the client.
+CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c
+MAIN_SRCS   := volumed/main.c
+CORE_SRCS   := $(filter-out $(CLIENT_SRCS) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
+	$(wildcard drivers/*.c) $(wildcard docker-plugin/*.c) $(wildcard csi/*.c)
+COMMON_SRCS := volumed/err.c volumed/log.c volumed/names.c
+
+obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
+
+CORE_OBJS := $(call obj,$(CORE_SRCS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
+
+PROGRAMS := $(BUILD)/volumed $(BUILD)/volctl
+
+.PHONY: all deps deps-test run test unit fuzz-replay integ bench fuzz clean
+all: $(PROGRAMS)
+
+deps:
+	@scripts/deps.sh build
+deps-test:
+	@scripts/deps.sh build test
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/libvolumed.a: $(CORE_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/volumed: $(call obj,$(MAIN_SRCS)) $(BUILD)/libvolumed.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS))
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/test_apiclient: $(BUILD)/tests/unit/test_apiclient.o $(call obj,volumed/apiclient.c) $(BUILD)/libvolumed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libvolumed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
+
+# Fuzz targets replayed over their corpus and every crash input found so far.
+$(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libvolumed.a
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+run: deps all
+	@mkdir -p /var/lib/volumed /run/volumed
+	exec $(BUILD)/volumed
+
+unit: $(UNIT_BINS)
+	@tests/unit/run.sh $(UNIT_BINS)
+
+fuzz-replay: $(REPLAY_BINS)
+	@tests/fuzz/replay.sh $(BUILD)
+
+integ: all
+	@BUILD=$(BUILD) tests/integ/run.sh
+
+test: deps-test
+	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(REPLAY_BINS)
+	@$(MAKE) --no-print-directory unit fuzz-replay integ
+
+bench: deps-test all
+	@BUILD=$(BUILD) bench/run.sh
+
+# libFuzzer builds (clang): make fuzz FUZZ_SECONDS=60
+FUZZ_SECONDS ?= 30
+fuzz: deps-test
+	@BUILD=$(BUILD) tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build build-san build-fuzz
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

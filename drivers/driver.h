@@ -1,0 +1,79 @@
+/* driver.h — the driver ops table: the one contract every backend implements.
+ *
+ * A driver owns one kind of backend and knows nothing of Docker or CSI. The
+ * core calls it with the volume's name, its spec (canonical options, made by
+ * parse_options) and its data (what create returned, persisted by the core).
+ * Every op returns 0 or a negative errno and puts the detail into err.
+ * Optional ops may be NULL: the core then answers -EOPNOTSUPP.
+ *
+ * Threads: the core serializes all ops on one volume (per-volume lock);
+ * ops on different volumes run concurrently, so a driver guards any state
+ * it shares between volumes. Ownership: ret_* outputs are new references /
+ * malloc'd strings owned by the caller, set only on success. */
+#ifndef VD_DRIVER_H
+#define VD_DRIVER_H
+
+#include <jansson.h>
+
+#include "../volumed/err.h"
+
+struct vd_driver_env {
+	const char *state_dir;   /* the daemon's state directory */
+	const json_t *settings;  /* the driver's object in the config, or NULL */
+};
+
+struct vd_driver_ops {
+	const char *name;
+
+	/* Reads settings; blocks (may create directories). Optional. */
+	int (*init)(const struct vd_driver_env *env, void **ret_priv, struct vd_err *err);
+	void (*fini)(void *priv);
+
+	/* Checks user options (a JSON object of string values, or NULL) and
+	 * returns the canonical spec. Pure, no I/O. Unknown keys are refused
+	 * with the list of accepted ones. Required. */
+	int (*parse_options)(void *priv, const json_t *opts, json_t **ret_spec,
+			     struct vd_err *err);
+
+	/* Provisions the backing storage. Blocks. Idempotent: a leftover from
+	 * an interrupted create is reused or replaced. ret_data may be set to
+	 * NULL when the driver keeps no data. Required. */
+	int (*create)(void *priv, const char *name, const json_t *spec,
+		      json_t **ret_data, struct vd_err *err);
+
+	/* Destroys the backing storage. Blocks. Idempotent: absent is 0. Required. */
+	int (*remove)(void *priv, const char *name, const json_t *spec,
+		      const json_t *data, struct vd_err *err);
+
+	/* Node side: makes the volume usable on this host and returns the
+	 * path containers bind (stable for a volume). Blocks. Idempotent:
+	 * already staged returns the same path. Required. */
+	int (*stage)(void *priv, const char *name, const json_t *spec,
+		     const json_t *data, char **ret_path, struct vd_err *err);
+
+	/* Node side: undoes stage. Blocks. Idempotent. Required. */
+	int (*unstage)(void *priv, const char *name, const json_t *spec,
+		       const json_t *data, struct vd_err *err);
+
+	/* Node side: 1 when staged on this host, 0 when not, <0 on error.
+	 * Used when reconciling after a restart. Optional. */
+	int (*is_staged)(void *priv, const char *name, const json_t *spec,
+			 const json_t *data, struct vd_err *err);
+
+	/* The path stage returns, without staging (for inspect). Required. */
+	char *(*mountpoint)(void *priv, const char *name, const json_t *spec,
+			    const json_t *data);
+
+	/* Adds driver fields to a status object ("size", "fstype", ...). Pure.
+	 * Optional. */
+	void (*describe)(void *priv, const json_t *spec, const json_t *data,
+			 json_t *status);
+};
+
+/* The registry: every driver this build has, listed explicitly. */
+extern const struct vd_driver_ops *const vd_drivers[];
+const struct vd_driver_ops *vd_driver_find(const char *name);
+/* "local, nfs, iscsi": the names, for error messages. */
+const char *vd_driver_names(void);
+
+#endif

@@ -1,0 +1,52 @@
+/* mount.h — mounts, loop devices, mkfs and /proc/self/mountinfo.
+ *
+ * Thin wrappers over the kernel interfaces: mount(2), umount2(2), the loop
+ * ioctls, and exec of mkfs with an argv array (never a shell). The mountinfo
+ * parser does no I/O. No shared state; thread-safe. */
+#ifndef VD_MOUNT_H
+#define VD_MOUNT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+/* One line of /proc/self/mountinfo, fields unescaped (\040 -> ' '). */
+struct vd_mountinfo_entry {
+	const char *mount_point;
+	const char *fstype;
+	const char *source;
+	unsigned major, minor;
+};
+
+/* Parses mountinfo text, calling fn per line; a non-zero return stops the
+ * walk and is returned. Malformed lines are -EINVAL. Pure: no I/O. */
+typedef int (*vd_mountinfo_fn)(const struct vd_mountinfo_entry *entry, void *userdata);
+int vd_mountinfo_parse(const char *text, size_t len, vd_mountinfo_fn fn, void *userdata,
+		       struct vd_err *err);
+
+/* 1 when path is a mount point in /proc/self/mountinfo, 0 when not. */
+int vd_mount_is_mounted(const char *path, struct vd_err *err);
+
+/* Creates a sparse file of size bytes (exclusive when it must not exist). */
+int vd_mount_make_sparse(const char *path, uint64_t size, struct vd_err *err);
+
+/* Runs mkfs.<fstype> on path (ext4 or xfs), quietly, with a timeout. */
+int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err);
+
+/* Attaches image to a free loop device with autoclear (the device goes
+ * away with the last unmount) and mounts it on target. Idempotent: target
+ * already mounted is 0. */
+int vd_mount_image(const char *image, const char *target, const char *fstype,
+		   struct vd_err *err);
+
+/* Unmounts target (a loop device with autoclear is then released).
+ * Not mounted: 0. Busy: -EBUSY. */
+int vd_mount_unmount(const char *target, struct vd_err *err);
+
+/* Runs argv (argv[0] an absolute path or found on PATH) with stdin
+ * /dev/null, stdout/stderr captured into err's message on failure, and a
+ * timeout in seconds. Never a shell. */
+int vd_run(char *const argv[], int timeout_sec, struct vd_err *err);
+
+#endif
