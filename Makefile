@@ -6,7 +6,7 @@ PKGS    := libmicrohttpd jansson libcurl
 BUILD   := build$(if $(SANITIZE),-san)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
-	-Wformat=2 -Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes \
+	-Wformat=2 -Wno-format-nonliteral -Wno-format-truncation -Wstrict-prototypes -Wmissing-prototypes \
 	-Wpointer-arith -Wundef -fno-common -g -O2 -pthread -MMD -MP
 SAN_FLAGS   := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 CFLAGS  += $(CFLAGS_BASE) $(if $(SANITIZE),$(SAN_FLAGS)) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -38,9 +38,12 @@ deps:
 deps-test:
 	@scripts/deps.sh build test
 
+Q := $(if $(V),,@)
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c -o $@ $<
 
 $(BUILD)/libvolumed.a: $(CORE_OBJS)
 	@rm -f $@
@@ -49,7 +52,7 @@ $(BUILD)/libvolumed.a: $(CORE_OBJS)
 $(BUILD)/volumed: $(call obj,$(MAIN_SRCS)) $(BUILD)/libvolumed.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS))
+$(BUILD)/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_apiclient: $(BUILD)/tests/unit/test_apiclient.o $(call obj,volumed/apiclient.c) $(BUILD)/libvolumed.a

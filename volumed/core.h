@@ -51,8 +51,9 @@ int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id
 
 /* A volume's view: {"name","driver","created_at","mountpoint","options",
  * "status":{"driver","size","size_bytes","fstype","mounted","refs",
- * "mount_ids","node"}}. mountpoint is "" when the volume is not mounted
- * here. New reference owned by the caller. */
+ * "mount_ids","attachments","node"}}. mountpoint is the volume's stable
+ * path on this node, whether mounted now or not (status.mounted says).
+ * New reference owned by the caller. */
 int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
 		    struct vd_err *err);
 

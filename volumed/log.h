@@ -21,4 +21,9 @@ void vd_log_op(const char *frontend, const char *op, const char *volume,
 /* Monotonic milliseconds, for durations. */
 double vd_now_ms(void);
 
+
+
+/* Now as RFC 3339 UTC ("2026-01-02T03:04:05Z") into buf (>= 32 bytes). */
+void vd_time_rfc3339(char *buf, unsigned long len);
+
 #endif

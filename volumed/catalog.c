@@ -1,0 +1,338 @@
+/* catalog.c — the controller's volume catalog (see catalog.h).
+ *
+ * Locks: the docset's named lock serializes every change to one volume and
+ * is held across the driver call and the store write; readers use the
+ * published documents without it. */
+#include "catalog.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "docset.h"
+#include "log.h"
+#include "names.h"
+
+struct vd_catalog {
+	const struct vd_backends *backends;
+	struct vd_docset *docs;
+};
+
+static int storage_remove(struct vd_catalog *c, const char *name, const json_t *doc,
+			  struct vd_err *err)
+{
+	const struct vd_backend *b;
+	int r = vd_backend_get(c->backends, vd_doc_str(doc, "driver"), &b, err);
+	if (r < 0)
+		return r;
+	return b->ops->remove(b->priv, name, json_object_get(doc, "spec"),
+			      json_object_get(doc, "data"), err);
+}
+
+/* On open: a document a crash left "creating" never answered its caller,
+ * one left "deleting" was asked to go: both are removed. */
+static int load_one(struct vd_docset *set, const char *name, json_t *doc, void *userdata)
+{
+	struct vd_catalog *c = userdata;
+	struct vd_err err = VD_ERR_INIT;
+	const char *state = vd_doc_str(doc, "state");
+	if (strcmp(state, "ready") == 0)
+		return 1;
+	if (storage_remove(c, name, doc, &err) < 0 || vd_docset_delete(set, name, doc, &err) < 0) {
+		vd_log(VD_LOG_ERROR, "catalog volume=%s state=%s: cannot finish: %s", name, state,
+		       vd_err_msg(&err));
+		json_object_set_new(doc, "state", json_string("ready"));
+		return 1;
+	}
+	vd_log(VD_LOG_INFO, "catalog volume=%s: finished interrupted %s", name, state);
+	return 0;
+}
+
+int vd_catalog_open(const char *state_dir, const struct vd_backends *backends,
+		    struct vd_catalog **ret_catalog, struct vd_err *err)
+{
+	char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/catalog", state_dir);
+	struct vd_catalog *c = calloc(1, sizeof(*c));
+	if (!c)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	c->backends = backends;
+	int r = vd_docset_open(dir, load_one, c, &c->docs, err);
+	if (r < 0) {
+		free(c);
+		return r;
+	}
+	*ret_catalog = c;
+	return 0;
+}
+
+void vd_catalog_free(struct vd_catalog *catalog)
+{
+	if (!catalog)
+		return;
+	vd_docset_free(catalog->docs);
+	free(catalog);
+}
+
+static int check_same(const json_t *doc, const char *driver, const json_t *spec,
+		      const char *name, struct vd_err *err)
+{
+	if (strcmp(vd_doc_str(doc, "driver"), driver) == 0 &&
+	    json_equal(json_object_get(doc, "spec"), (json_t *)spec))
+		return 0;
+	char *have = json_dumps(json_object_get(doc, "options"), JSON_COMPACT | JSON_SORT_KEYS);
+	vd_err_set(err, -EEXIST,
+		   "volume %s already exists with driver %s and options %s; remove it first "
+		   "or create it with the same driver and options",
+		   name, vd_doc_str(doc, "driver"), have ? have : "{}");
+	free(have);
+	return -EEXIST;
+}
+
+static json_t *doc_new(const char *name, const char *driver, const json_t *opts,
+		       json_t *spec)
+{
+	char created[32];
+	vd_time_rfc3339(created, sizeof(created));
+	return json_pack("{s:s, s:s, s:o, s:o, s:n, s:s, s:s, s:{}, s:I}", "name", name,
+			 "driver", driver, "options", opts ? json_deep_copy(opts) : json_object(),
+			 "spec", spec, "data", "created_at", created, "state", "creating",
+			 "attachments", "revision", (json_int_t)0);
+}
+
+/* Provisions the storage of a "creating" document and publishes it ready. */
+static int create_storage(struct vd_catalog *c, const struct vd_backend *b, const char *name,
+			  json_t *doc, struct vd_err *err)
+{
+	json_t *data = NULL;
+	int r = b->ops->create(b->priv, name, json_object_get(doc, "spec"), &data, err);
+	if (r < 0)
+		return r;
+	json_object_set_new(doc, "data", data ? data : json_null());
+	json_object_set_new(doc, "state", json_string("ready"));
+	if ((r = vd_docset_put(c->docs, name, doc, 1, err)) < 0) {
+		struct vd_err ignored = VD_ERR_INIT;
+		b->ops->remove(b->priv, name, json_object_get(doc, "spec"), data, &ignored);
+	}
+	return r;
+}
+
+static int create_locked(struct vd_catalog *c, const char *name, const struct vd_backend *b,
+			 const json_t *opts, json_t *spec, struct vd_err *err)
+{
+	json_t *existing = vd_docset_get(c->docs, name);
+	if (existing) {
+		int r = check_same(existing, b->ops->name, spec, name, err);
+		json_decref(existing);
+		json_decref(spec);
+		return r;
+	}
+	json_t *doc = doc_new(name, b->ops->name, opts, spec);
+	if (!doc)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	int r = vd_docset_put(c->docs, name, doc, 0, err);
+	if (r == 0 && (r = create_storage(c, b, name, doc, err)) < 0) {
+		struct vd_err ignored = VD_ERR_INIT;
+		vd_docset_delete(c->docs, name, doc, &ignored);
+	}
+	json_decref(doc);
+	return r;
+}
+
+int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *driver,
+		      const json_t *opts, struct vd_err *err)
+{
+	const struct vd_backend *b;
+	json_t *spec = NULL;
+	int r = vd_name_check(name, err);
+	if (r < 0 || (r = vd_backend_get(catalog->backends, driver, &b, err)) < 0)
+		return r;
+	if ((r = b->ops->parse_options(b->priv, opts, &spec, err)) < 0)
+		return r;
+	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
+	r = create_locked(catalog, name, b, opts, spec, err);
+	vd_docset_unlock(catalog->docs, lock);
+	return r;
+}
+
+static int not_found(const char *name, struct vd_err *err)
+{
+	return vd_err_set(err, -ENOENT, "no volume named %.255s", name);
+}
+
+/* Every attached node's id, joined by ", ". */
+static void attachment_names(const json_t *doc, char *buf, size_t len)
+{
+	const char *node;
+	json_t *value;
+	size_t used = 0;
+	buf[0] = '\0';
+	json_object_foreach(json_object_get(doc, "attachments"), node, value) {
+		int n = snprintf(buf + used, len - used, "%s%s", used ? ", " : "", node);
+		if (n < 0 || (size_t)n >= len - used)
+			break;
+		used += (size_t)n;
+	}
+}
+
+/* Marks the document "deleting" (hidden), removes the storage, deletes
+ * the document; on failure the volume is published "ready" again. */
+static int remove_storage(struct vd_catalog *c, const char *name, json_t *doc,
+			  struct vd_err *err)
+{
+	json_object_set_new(doc, "state", json_string("deleting"));
+	int r = vd_docset_put(c->docs, name, doc, 0, err);
+	if (r < 0)
+		return r;
+	if ((r = storage_remove(c, name, doc, err)) == 0)
+		r = vd_docset_delete(c->docs, name, doc, err);
+	if (r < 0) {
+		struct vd_err ignored = VD_ERR_INIT;
+		json_object_set_new(doc, "state", json_string("ready"));
+		vd_docset_put(c->docs, name, doc, 1, &ignored);
+	}
+	return r;
+}
+
+static int remove_locked(struct vd_catalog *c, const char *name, struct vd_err *err)
+{
+	json_t *published = vd_docset_get(c->docs, name);
+	if (!published)
+		return not_found(name, err);
+	int r;
+	if (json_object_size(json_object_get(published, "attachments")) > 0) {
+		char nodes[256];
+		attachment_names(published, nodes, sizeof(nodes));
+		r = vd_err_set(err, -EBUSY, "volume %s is in use on node %s; unmount it first "
+			       "(stop the containers that use it)", name, nodes);
+	} else {
+		json_t *doc = vd_doc_edit(published);
+		r = doc ? remove_storage(c, name, doc, err) : vd_err_set(err, -ENOMEM, "out of memory");
+		json_decref(doc);
+	}
+	json_decref(published);
+	return r;
+}
+
+int vd_catalog_remove(struct vd_catalog *catalog, const char *name, struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
+	r = remove_locked(catalog, name, err);
+	vd_docset_unlock(catalog->docs, lock);
+	return r;
+}
+
+int vd_catalog_get(struct vd_catalog *catalog, const char *name, json_t **ret_doc,
+		   struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	json_t *doc = vd_docset_get(catalog->docs, name);
+	if (!doc)
+		return not_found(name, err);
+	*ret_doc = doc;
+	return 0;
+}
+
+int vd_catalog_list(struct vd_catalog *catalog, json_t **ret_docs, struct vd_err *err)
+{
+	return vd_docset_list(catalog->docs, ret_docs, err);
+}
+
+size_t vd_catalog_count(struct vd_catalog *catalog)
+{
+	return vd_docset_count(catalog->docs);
+}
+
+/* Publishes a copy of name's document with node_id's attachment set
+ * (attach) or dropped (!attach). Caller holds name's lock. */
+static int attachment_change(struct vd_catalog *c, const char *name, const char *node_id,
+			     int attach, json_t **ret_doc, struct vd_err *err)
+{
+	json_t *doc = vd_docset_get(c->docs, name);
+	if (!doc)
+		return attach ? not_found(name, err) : 0;
+	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
+	int r = 0;
+	if (present != attach) {
+		char since[32];
+		json_t *edit = vd_doc_edit(doc);
+		json_decref(doc);
+		doc = edit;
+		if (!doc)
+			return vd_err_set(err, -ENOMEM, "out of memory");
+		json_t *attachments = json_object_get(doc, "attachments");
+		vd_time_rfc3339(since, sizeof(since));
+		if (attach)
+			json_object_set_new(attachments, node_id, json_pack("{s:s}", "since", since));
+		else
+			json_object_del(attachments, node_id);
+		r = vd_docset_put(c->docs, name, doc, 1, err);
+	}
+	if (r == 0 && ret_doc)
+		*ret_doc = json_incref(doc);
+	json_decref(doc);
+	return r;
+}
+
+static int ctl_change(void *ctl, const char *name, const char *node_id, int attach,
+		      json_t **ret_doc, struct vd_err *err)
+{
+	struct vd_catalog *c = ctl;
+	struct vd_lock *lock = vd_docset_lock(c->docs, name);
+	int r = attachment_change(c, name, node_id, attach, ret_doc, err);
+	vd_docset_unlock(c->docs, lock);
+	return r;
+}
+
+static int ctl_attach(void *ctl, const char *name, const char *node_id, json_t **ret_doc,
+		      struct vd_err *err)
+{
+	return ctl_change(ctl, name, node_id, 1, ret_doc, err);
+}
+
+static int ctl_detach(void *ctl, const char *name, const char *node_id, struct vd_err *err)
+{
+	return ctl_change(ctl, name, node_id, 0, NULL, err);
+}
+
+static int ctl_attached(void *ctl, const char *node_id, json_t **ret_names, struct vd_err *err)
+{
+	struct vd_catalog *c = ctl;
+	json_t *docs, *doc, *names = json_array();
+	size_t i;
+	int r = names ? vd_docset_list(c->docs, &docs, err) : -ENOMEM;
+	if (r < 0) {
+		json_decref(names);
+		return r == -ENOMEM ? vd_err_set(err, r, "out of memory") : r;
+	}
+	json_array_foreach(docs, i, doc)
+		if (json_object_get(json_object_get(doc, "attachments"), node_id))
+			json_array_append_new(names, json_string(vd_doc_str(doc, "name")));
+	json_decref(docs);
+	*ret_names = names;
+	return 0;
+}
+
+static int ctl_get(void *ctl, const char *name, json_t **ret_doc, struct vd_err *err)
+{
+	return vd_catalog_get(ctl, name, ret_doc, err);
+}
+
+static const struct vd_controller_ops catalog_controller_ops = {
+	.get = ctl_get,
+	.attach = ctl_attach,
+	.detach = ctl_detach,
+	.attached = ctl_attached,
+};
+
+struct vd_controller vd_catalog_controller(struct vd_catalog *catalog)
+{
+	return (struct vd_controller){ .ops = &catalog_controller_ops, .ctl = catalog };
+}

@@ -1,0 +1,41 @@
+/* catalog.h — the controller: the volume catalog and its attachments.
+ *
+ * One document per volume in a store (<state>/catalog), mirrored in memory:
+ * {"name","driver","options","spec","data","created_at","state","attachments",
+ *  "revision"}. state is "creating", "ready" or "deleting"; a document left
+ * "creating" or "deleting" by a crash is rolled back or finished on open.
+ *
+ * Threads: all calls are thread-safe; calls on one volume serialize on a
+ * named lock, others run in parallel. Documents handed out are shared and
+ * read-only (the catalog replaces, never mutates, a published document). */
+#ifndef VD_CATALOG_H
+#define VD_CATALOG_H
+
+#include <jansson.h>
+
+#include "backends.h"
+#include "controller.h"
+#include "err.h"
+
+struct vd_catalog;
+
+int vd_catalog_open(const char *state_dir, const struct vd_backends *backends,
+		    struct vd_catalog **ret_catalog, struct vd_err *err);
+void vd_catalog_free(struct vd_catalog *catalog);
+
+/* Idempotent for the same driver and options; -EEXIST otherwise. */
+int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *driver,
+		      const json_t *opts, struct vd_err *err);
+/* -EBUSY while attached anywhere; -ENOENT when absent. */
+int vd_catalog_remove(struct vd_catalog *catalog, const char *name, struct vd_err *err);
+/* A shared read-only reference to a ready volume's document; -ENOENT. */
+int vd_catalog_get(struct vd_catalog *catalog, const char *name, json_t **ret_doc,
+		   struct vd_err *err);
+/* Shared references to every ready volume's document, sorted by name. */
+int vd_catalog_list(struct vd_catalog *catalog, json_t **ret_docs, struct vd_err *err);
+size_t vd_catalog_count(struct vd_catalog *catalog);
+
+/* The controller interface, served in-process by the catalog. */
+struct vd_controller vd_catalog_controller(struct vd_catalog *catalog);
+
+#endif

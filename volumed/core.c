@@ -1,0 +1,218 @@
+/* core.c — the controller and the node agent wired together in one
+ * process, and the views the front-ends show (see core.h).
+ *
+ * Threads: stateless beyond the parts it owns; their own locks apply. */
+#include "core.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "backends.h"
+#include "catalog.h"
+#include "docset.h"
+#include "node.h"
+
+struct vd_core {
+	char *state_dir;
+	char *default_driver;
+	time_t started;
+	struct vd_backends *backends;
+	struct vd_catalog *catalog;
+	struct vd_node *node;
+};
+
+/* mkdir -p, the last component private to root. */
+static int state_dir_make(const char *dir, struct vd_err *err)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s", dir);
+	for (char *p = strchr(path + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			break;
+		*p = '/';
+	}
+	if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+		return vd_err_set(err, -errno, "cannot create state directory %s: %s", dir,
+				  strerror(errno));
+	struct stat st;
+	if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+		return vd_err_set(err, -ENOTDIR, "state directory %s is not a directory", dir);
+	return 0;
+}
+
+int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
+		 struct vd_err *err)
+{
+	struct vd_core *core = calloc(1, sizeof(*core));
+	if (!core)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	core->started = time(NULL);
+	core->state_dir = strdup(cfg->state_dir);
+	core->default_driver = strdup(cfg->default_driver ? cfg->default_driver : "local");
+	int r = -ENOMEM;
+	if (!core->state_dir || !core->default_driver) {
+		vd_err_set(err, r, "out of memory");
+		goto fail;
+	}
+	if ((r = state_dir_make(cfg->state_dir, err)) < 0 ||
+	    (r = vd_backends_open(cfg->state_dir, cfg->drivers, &core->backends, err)) < 0 ||
+	    (r = vd_backend_get(core->backends, core->default_driver, &(const struct vd_backend *){ NULL },
+				err)) < 0 ||
+	    (r = vd_catalog_open(cfg->state_dir, core->backends, &core->catalog, err)) < 0 ||
+	    (r = vd_node_open(cfg->state_dir, cfg->node_id, core->backends,
+			      vd_catalog_controller(core->catalog), &core->node, err)) < 0)
+		goto fail;
+	*ret_core = core;
+	return 0;
+fail:
+	vd_core_free(core);
+	return r;
+}
+
+void vd_core_free(struct vd_core *core)
+{
+	if (!core)
+		return;
+	vd_node_free(core->node);
+	vd_catalog_free(core->catalog);
+	vd_backends_free(core->backends);
+	free(core->default_driver);
+	free(core->state_dir);
+	free(core);
+}
+
+int vd_core_create(struct vd_core *core, const char *name, const char *driver,
+		   const json_t *opts, struct vd_err *err)
+{
+	if (opts && !json_is_object(opts))
+		return vd_err_set(err, -EINVAL, "options must be an object of strings");
+	return vd_catalog_create(core->catalog, name, driver ? driver : core->default_driver,
+				 opts, err);
+}
+
+int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err)
+{
+	return vd_catalog_remove(core->catalog, name, err);
+}
+
+int vd_core_mount(struct vd_core *core, const char *name, const char *mount_id,
+		  char **ret_path, struct vd_err *err)
+{
+	return vd_node_mount(core->node, name, mount_id, ret_path, err);
+}
+
+int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id,
+		    struct vd_err *err)
+{
+	return vd_node_unmount(core->node, name, mount_id, err);
+}
+
+/* The status object: driver fields, then this node's mount state. */
+static json_t *view_status(struct vd_core *core, const struct vd_backend *b,
+			   const json_t *doc, const json_t *record)
+{
+	json_t *ids = record ? json_object_get(record, "mount_ids") : NULL;
+	json_t *status = json_pack("{s:s}", "driver", b->ops->name);
+	if (!status)
+		return NULL;
+	if (b->ops->describe)
+		b->ops->describe(b->priv, json_object_get(doc, "spec"), json_object_get(doc, "data"),
+				 status);
+	json_object_set_new(status, "mounted", json_boolean(json_array_size(ids) > 0));
+	json_object_set_new(status, "refs", json_integer((json_int_t)json_array_size(ids)));
+	json_object_set_new(status, "mount_ids", ids ? json_copy(ids) : json_array());
+	json_object_set_new(status, "attachments",
+			    json_copy(json_object_get(doc, "attachments")));
+	json_object_set_new(status, "node", json_string(vd_node_id(core->node)));
+	return status;
+}
+
+static json_t *view_of(struct vd_core *core, const json_t *doc)
+{
+	const char *name = vd_doc_str(doc, "name");
+	const struct vd_backend *b = vd_backend_find(core->backends, vd_doc_str(doc, "driver"));
+	if (!b)
+		return NULL;
+	json_t *record = vd_node_record(core->node, name);
+	char *mountpoint = record ? strdup(vd_doc_str(record, "path"))
+				  : b->ops->mountpoint(b->priv, name, json_object_get(doc, "spec"),
+						       json_object_get(doc, "data"));
+	json_t *view = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "name", name, "driver",
+				 b->ops->name, "created_at", vd_doc_str(doc, "created_at"),
+				 "mountpoint", mountpoint ? mountpoint : "", "options",
+				 json_object_get(doc, "options"), "status",
+				 view_status(core, b, doc, record));
+	free(mountpoint);
+	json_decref(record);
+	return view;
+}
+
+int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
+		    struct vd_err *err)
+{
+	json_t *doc;
+	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	if (r < 0)
+		return r;
+	json_t *view = view_of(core, doc);
+	json_decref(doc);
+	if (!view)
+		return vd_err_set(err, -ENOMEM, "cannot describe volume %s", name);
+	*ret_view = view;
+	return 0;
+}
+
+int vd_core_list(struct vd_core *core, json_t **ret_views, struct vd_err *err)
+{
+	json_t *docs, *doc;
+	size_t i;
+	int r = vd_catalog_list(core->catalog, &docs, err);
+	if (r < 0)
+		return r;
+	json_t *views = json_array();
+	json_array_foreach(docs, i, doc) {
+		json_t *view = view_of(core, doc);
+		if (view)
+			json_array_append_new(views, view);
+	}
+	json_decref(docs);
+	*ret_views = views;
+	return 0;
+}
+
+static long long rss_bytes(void)
+{
+	FILE *f = fopen("/proc/self/statm", "re");
+	long long pages = 0, resident = 0;
+	if (f) {
+		if (fscanf(f, "%lld %lld", &pages, &resident) != 2)
+			resident = 0;
+		fclose(f);
+	}
+	return resident * 4096;
+}
+
+int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err)
+{
+	json_t *drivers = json_array();
+	for (size_t i = 0; vd_drivers[i]; i++)
+		json_array_append_new(drivers, json_string(vd_drivers[i]->name));
+	json_t *status = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:I}",
+				   "version", VD_VERSION, "node_id", vd_node_id(core->node),
+				   "role", "controller+node", "state_dir", core->state_dir,
+				   "volumes", (json_int_t)vd_catalog_count(core->catalog),
+				   "mounted", (json_int_t)vd_node_mounted_count(core->node),
+				   "drivers", drivers, "uptime_s",
+				   (json_int_t)(time(NULL) - core->started), "rss_bytes",
+				   (json_int_t)rss_bytes());
+	if (!status)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	*ret_status = status;
+	return 0;
+}

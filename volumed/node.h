@@ -1,0 +1,44 @@
+/* node.h — the node agent: mounts on this host and their reference counts.
+ *
+ * One record per volume mounted here (<state>/node), persisted before any
+ * answer: {"volume","driver","spec","data","path","mount_ids":[...]}. The
+ * record carries what unmounting needs, so a node can release a volume
+ * without its controller. On open the records are reconciled with the live
+ * mounts: volumes still referenced are staged again if their mount went
+ * away; volumes no longer referenced, or attached to this node by the
+ * controller without a record (a crash between the two), are released.
+ *
+ * Threads: thread-safe; calls on one volume serialize on its named lock
+ * (taken before the controller's own lock for that volume). */
+#ifndef VD_NODE_H
+#define VD_NODE_H
+
+#include <jansson.h>
+
+#include "backends.h"
+#include "controller.h"
+#include "err.h"
+
+#define VD_MOUNT_ID_MAX 1024
+
+struct vd_node;
+
+int vd_node_open(const char *state_dir, const char *node_id, const struct vd_backends *backends,
+		 struct vd_controller controller, struct vd_node **ret_node, struct vd_err *err);
+void vd_node_free(struct vd_node *node);
+
+/* Stages the volume (first reference) and records mount_id. Idempotent per
+ * id. ret_path is malloc'd. */
+int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
+		  char **ret_path, struct vd_err *err);
+/* Drops mount_id; the last reference unstages and detaches. Unknown: 0. */
+int vd_node_unmount(struct vd_node *node, const char *name, const char *mount_id,
+		    struct vd_err *err);
+
+/* A shared read-only reference to name's record, or NULL when not mounted. */
+json_t *vd_node_record(struct vd_node *node, const char *name);
+/* How many volumes are mounted here. */
+size_t vd_node_mounted_count(struct vd_node *node);
+const char *vd_node_id(const struct vd_node *node);
+
+#endif
