@@ -28,7 +28,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
-PROGRAMS := $(BUILD)/volumed $(BUILD)/volctl
+PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl
 
 .PHONY: all deps deps-test run test unit fuzz-replay integ bench fuzz clean
 all: $(PROGRAMS)
@@ -49,10 +49,12 @@ $(BUILD)/libvolumed.a: $(CORE_OBJS)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/volumed: $(call obj,$(MAIN_SRCS)) $(BUILD)/libvolumed.a
+$(BUILD)/bin/volumed: $(call obj,$(MAIN_SRCS)) $(BUILD)/libvolumed.a
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
+$(BUILD)/bin/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/test_apiclient: $(BUILD)/tests/unit/test_apiclient.o $(call obj,volumed/apiclient.c) $(BUILD)/libvolumed.a
@@ -66,11 +68,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libvolumed.a
 # Fuzz targets replayed over their corpus and every crash input found so far.
 $(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libvolumed.a
 	@mkdir -p $(dir $@)
+	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 run: deps all
 	@mkdir -p /var/lib/volumed /run/volumed
-	exec $(BUILD)/volumed
+	exec $(BUILD)/bin/volumed
 
 unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)

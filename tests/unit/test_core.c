@@ -188,7 +188,7 @@ static void test_orphan_attachment_released(void **state)
 	free(p);
 	vd_core_free(f->core);
 	f->core = NULL;
-	snprintf(path, sizeof(path), "%s/node/orphan.json", f->dir);
+	snprintf(path, sizeof(path), "%s/node/orphan", f->dir);
 	assert_int_equal(unlink(path), 0);
 	core_open(f);
 	assert_int_equal(refs_of(f, "orphan"), 0);
