@@ -1,0 +1,418 @@
+/* test_http.c — the unix-socket HTTP server: body delivery, the body
+ * limit, stale and live sockets, the socket's mode and removal, and
+ * handlers running in parallel. A libcurl client talks to a small echo
+ * handler. */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <curl/curl.h>
+
+#include "../../volumed/http.h"
+
+#define MAX_BODY 64
+
+struct fixture {
+	char dir[64];
+	char sock[128];
+	struct vd_http_server *server;
+};
+
+/* Echoes the request; answers 413 itself when the body was too large. */
+static void echo_handler(void *userdata, const struct vd_http_request *req,
+			 struct vd_http_response *resp)
+{
+	(void)userdata;
+	if (req->too_large) {
+		vd_http_reply_json(resp, 413, json_pack("{s:s,s:I}", "error", "too large",
+							"limit", (json_int_t)req->max_body));
+		return;
+	}
+	vd_http_reply_json(resp, 200, json_pack("{s:s,s:s,s:s%}", "method", req->method,
+						"path", req->path, "body", req->body,
+						req->body_len));
+}
+
+static int count_fds(void)
+{
+	int n = 0;
+	for (int fd = 0; fd < 1024; fd++)
+		n += fcntl(fd, F_GETFD) >= 0;
+	return n;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-http-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->sock, sizeof(f->sock), "%s/run/sub/test.sock", f->dir);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	char path[256];
+	vd_http_stop(f->server);
+	unlink(f->sock);
+	snprintf(path, sizeof(path), "%s/run/sub", f->dir);
+	rmdir(path);
+	snprintf(path, sizeof(path), "%s/run", f->dir);
+	rmdir(path);
+	rmdir(f->dir);
+	free(f);
+	return 0;
+}
+
+static void start(struct fixture *f, size_t max_body, vd_http_handler handler)
+{
+	struct vd_err err = VD_ERR_INIT;
+	int r = vd_http_listen_unix(f->sock, 0660, max_body, handler, NULL, &f->server, &err);
+	if (r < 0)
+		fail_msg("listen: %d %s", r, err.msg);
+}
+
+struct buf {
+	char data[4096];
+	size_t len;
+};
+
+static size_t collect(char *p, size_t size, size_t n, void *userdata)
+{
+	struct buf *b = userdata;
+	size_t len = size * n;
+	if (len > sizeof(b->data) - 1 - b->len)
+		len = sizeof(b->data) - 1 - b->len;
+	memcpy(b->data + b->len, p, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return size * n;
+}
+
+/* One request over the socket; returns the status, fills out. */
+static long request(const char *sock, const char *method, const char *url,
+		    const char *body, size_t body_len, struct buf *out)
+{
+	CURL *c = curl_easy_init();
+	assert_non_null(c);
+	out->len = 0;
+	out->data[0] = '\0';
+	curl_easy_setopt(c, CURLOPT_UNIX_SOCKET_PATH, sock);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	if (body) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, (long)body_len);
+	}
+	CURLcode rc = curl_easy_perform(c);
+	long status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_easy_cleanup(c);
+	if (rc != CURLE_OK)
+		fail_msg("curl %s %s: %s", method, url, curl_easy_strerror(rc));
+	return status;
+}
+
+static json_t *parse(const struct buf *b)
+{
+	json_t *j = json_loadb(b->data, b->len, 0, NULL);
+	if (!j)
+		fail_msg("not JSON: %s", b->data);
+	return j;
+}
+
+static void test_body_delivery(void **state)
+{
+	struct fixture *f = *state;
+	struct buf out;
+	start(f, MAX_BODY, echo_handler);
+
+	assert_int_equal(request(f->sock, "POST", "http://localhost/Some.Path?x=1&y=2",
+				 "{\"Name\":\"v\"}", 12, &out), 200);
+	json_t *j = parse(&out);
+	assert_string_equal(json_string_value(json_object_get(j, "method")), "POST");
+	assert_string_equal(json_string_value(json_object_get(j, "path")), "/Some.Path");
+	assert_string_equal(json_string_value(json_object_get(j, "body")), "{\"Name\":\"v\"}");
+	json_decref(j);
+
+	/* No body: "" */
+	assert_int_equal(request(f->sock, "GET", "http://localhost/v1/status", NULL, 0, &out), 200);
+	j = parse(&out);
+	assert_string_equal(json_string_value(json_object_get(j, "method")), "GET");
+	assert_string_equal(json_string_value(json_object_get(j, "body")), "");
+	json_decref(j);
+
+	/* Exactly the limit is accepted. */
+	char body[MAX_BODY + 1];
+	memset(body, 'b', MAX_BODY);
+	body[MAX_BODY] = '\0';
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", body, MAX_BODY, &out), 200);
+	j = parse(&out);
+	assert_string_equal(json_string_value(json_object_get(j, "body")), body);
+	json_decref(j);
+}
+
+static void test_keepalive_many(void **state)
+{
+	struct fixture *f = *state;
+	struct buf out;
+	start(f, MAX_BODY, echo_handler);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(request(f->sock, "POST", "http://localhost/n", "{}", 2, &out), 200);
+}
+
+static void test_too_large(void **state)
+{
+	struct fixture *f = *state;
+	struct buf out;
+	char body[4096];
+	start(f, MAX_BODY, echo_handler);
+
+	memset(body, 'x', sizeof(body));
+	/* Content-Length over the limit, small and large. */
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", body, MAX_BODY + 1, &out), 413);
+	json_t *j = parse(&out);
+	assert_int_equal(json_integer_value(json_object_get(j, "limit")), MAX_BODY);
+	json_decref(j);
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", body, sizeof(body), &out), 413);
+	assert_null(strstr(out.data, "xxxx"));
+	/* The server still serves afterwards. */
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", "{}", 2, &out), 200);
+}
+
+static int raw_connect(const char *path)
+{
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", path);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(fd >= 0);
+	assert_int_equal(connect(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	return fd;
+}
+
+static void write_all(int fd, const char *s)
+{
+	size_t len = strlen(s);
+	while (len) {
+		ssize_t n = write(fd, s, len);
+		assert_true(n > 0);
+		s += n;
+		len -= (size_t)n;
+	}
+}
+
+/* A chunked body has no Content-Length: it is dropped while it streams. */
+static void test_too_large_chunked(void **state)
+{
+	struct fixture *f = *state;
+	char chunk[64 + 16], resp[1024];
+	start(f, MAX_BODY, echo_handler);
+
+	int fd = raw_connect(f->sock);
+	write_all(fd, "POST /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
+	for (int i = 0; i < 4; i++) {
+		snprintf(chunk, sizeof(chunk), "20\r\n%032d\r\n", i);
+		write_all(fd, chunk);
+	}
+	write_all(fd, "0\r\n\r\n");
+	ssize_t n = read(fd, resp, sizeof(resp) - 1);
+	assert_true(n > 12);
+	resp[n] = '\0';
+	assert_memory_equal(resp, "HTTP/1.1 413", 12);
+	close(fd);
+}
+
+static void test_socket_mode_and_stop(void **state)
+{
+	struct fixture *f = *state;
+	struct stat st;
+	char parent[128];
+	int fds = count_fds();
+
+	start(f, MAX_BODY, echo_handler);
+	assert_int_equal(lstat(f->sock, &st), 0);
+	assert_true(S_ISSOCK(st.st_mode));
+	assert_int_equal(st.st_mode & 07777, 0660);
+	snprintf(parent, sizeof(parent), "%s/run/sub", f->dir);
+	assert_int_equal(stat(parent, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0755);
+
+	vd_http_stop(f->server);
+	f->server = NULL;
+	assert_int_equal(lstat(f->sock, &st), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(count_fds(), fds);   /* the listening socket is closed */
+	vd_http_stop(NULL);
+}
+
+static void test_stale_socket_replaced(void **state)
+{
+	struct fixture *f = *state;
+	struct buf out;
+	char parent[128];
+
+	/* A socket bound and closed without anyone listening: stale. */
+	snprintf(parent, sizeof(parent), "%s/run", f->dir);
+	assert_int_equal(mkdir(parent, 0755), 0);
+	snprintf(parent, sizeof(parent), "%s/run/sub", f->dir);
+	assert_int_equal(mkdir(parent, 0755), 0);
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", f->sock);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_int_equal(bind(fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
+	close(fd);
+
+	start(f, MAX_BODY, echo_handler);
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", "{}", 2, &out), 200);
+}
+
+static void test_live_socket_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_http_server *second = NULL;
+	struct buf out;
+
+	start(f, MAX_BODY, echo_handler);
+	assert_int_equal(vd_http_listen_unix(f->sock, 0660, MAX_BODY, echo_handler, NULL,
+					     &second, &err), -EADDRINUSE);
+	assert_null(second);
+	assert_non_null(strstr(err.msg, "another volumed is serving"));
+	assert_non_null(strstr(err.msg, f->sock));
+	/* The first server is untouched. */
+	assert_int_equal(request(f->sock, "POST", "http://localhost/x", "{}", 2, &out), 200);
+}
+
+static void test_not_a_socket_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_http_server *server = NULL;
+	char path[160];
+
+	snprintf(path, sizeof(path), "%s/plain", f->dir);
+	int fd = open(path, O_CREAT | O_WRONLY | O_CLOEXEC, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(vd_http_listen_unix(path, 0660, MAX_BODY, echo_handler, NULL,
+					     &server, &err), -EEXIST);
+	assert_null(server);
+	assert_non_null(strstr(err.msg, "not a socket"));
+	assert_int_equal(access(path, F_OK), 0);
+	unlink(path);
+
+	char longpath[200];
+	memset(longpath, 'a', sizeof(longpath) - 1);
+	longpath[0] = '/';
+	longpath[sizeof(longpath) - 1] = '\0';
+	vd_err_clear(&err);
+	assert_int_equal(vd_http_listen_unix(longpath, 0660, MAX_BODY, echo_handler, NULL,
+					     &server, &err), -ENAMETOOLONG);
+	assert_non_null(strstr(err.msg, "allowed"));
+}
+
+/* "/wait" blocks until "/release" arrives on another connection: only
+ * one thread per connection lets both run. */
+static pthread_mutex_t gate_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cond = PTHREAD_COND_INITIALIZER;
+static int gate_open;
+
+static void gate_handler(void *userdata, const struct vd_http_request *req,
+			 struct vd_http_response *resp)
+{
+	int ok = 1;
+	pthread_mutex_lock(&gate_lock);
+	if (strcmp(req->path, "/release") == 0) {
+		gate_open = 1;
+		pthread_cond_broadcast(&gate_cond);
+	} else {
+		struct timespec deadline;
+		clock_gettime(CLOCK_REALTIME, &deadline);
+		deadline.tv_sec += 10;
+		while (!gate_open && ok)
+			ok = pthread_cond_timedwait(&gate_cond, &gate_lock, &deadline) == 0;
+	}
+	pthread_mutex_unlock(&gate_lock);
+	echo_handler(userdata, req, resp);
+	if (!ok)
+		resp->status = 504;
+}
+
+struct waiter {
+	const char *sock;
+	long status;
+};
+
+static void *wait_thread(void *arg)
+{
+	struct waiter *w = arg;
+	struct buf out;
+	w->status = request(w->sock, "POST", "http://localhost/wait", "{}", 2, &out);
+	return NULL;
+}
+
+static void test_handlers_run_in_parallel(void **state)
+{
+	struct fixture *f = *state;
+	struct buf out;
+	pthread_t t;
+	struct waiter w = { f->sock, 0 };
+
+	start(f, MAX_BODY, gate_handler);
+	assert_int_equal(pthread_create(&t, NULL, wait_thread, &w), 0);
+	usleep(100 * 1000);
+	assert_int_equal(request(f->sock, "POST", "http://localhost/release", "{}", 2, &out), 200);
+	pthread_join(t, NULL);
+	assert_int_equal(w.status, 200);
+}
+
+static void test_reply_json(void **state)
+{
+	(void)state;
+	struct vd_http_response resp = { 200, NULL, NULL };
+	vd_http_reply_json(&resp, 201, json_pack("{s:s}", "a", "b"));
+	assert_int_equal(resp.status, 201);
+	assert_string_equal(resp.body, "{\"a\":\"b\"}");
+	vd_http_reply_json(&resp, 200, NULL);   /* replaces, frees the old body */
+	assert_int_equal(resp.status, 500);
+	assert_null(resp.body);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_body_delivery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_keepalive_many, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_too_large_chunked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_socket_mode_and_stop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stale_socket_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_live_socket_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_not_a_socket_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_handlers_run_in_parallel, setup, teardown),
+		cmocka_unit_test(test_reply_json),
+	};
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	int failed = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return failed;
+}
