@@ -69,7 +69,7 @@ static void log_clean(const char *in, char *out, size_t len)
 {
 	size_t i = 0;
 	for (; in && in[i] && i + 1 < len; i++)
-		out[i] = (in[i] < 0x20 || in[i] == 0x7f || in[i] == '"') ? '?' : in[i];
+		out[i] = in[i] == '"' ? '\'' : (in[i] < 0x20 || in[i] == 0x7f) ? '?' : in[i];
 	out[i] = '\0';
 	if (i == 0 && len > 1)
 		snprintf(out, len, "-");
