@@ -100,6 +100,18 @@ static int run(const struct vd_config *cfg)
 	return rc;
 }
 
+/* mkfs lives in the sbin directories, which a service's PATH may lack. */
+static void path_add_sbin(void)
+{
+	const char *path = getenv("PATH");
+	char buf[4096];
+	if (path && strstr(path, "/usr/sbin"))
+		return;
+	snprintf(buf, sizeof(buf), "%s%s/usr/sbin:/sbin:/usr/bin:/bin", path ? path : "",
+		 path && *path ? ":" : "");
+	setenv("PATH", buf, 1);
+}
+
 int main(int argc, char **argv)
 {
 	struct vd_config cfg;
@@ -112,6 +124,7 @@ int main(int argc, char **argv)
 		return r < 0 ? 2 : 0;
 	}
 	vd_log_set_level(cfg.log_level);
+	path_add_sbin();
 	block_signals();
 	int rc = run(&cfg);
 	vd_config_clear(&cfg);
