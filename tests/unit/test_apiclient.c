@@ -1,0 +1,215 @@
+/* test_apiclient.c — the API client against the real stack: the http
+ * server and the REST API handler on a temporary unix socket over a real
+ * core (directory volumes). Every call, the server's errors as errno +
+ * message, names checked before any request, and transport failures
+ * (no server, a server that never answers). */
+#include <errno.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "../../volumed/api.h"
+#include "../../volumed/apiclient.h"
+
+struct fixture {
+	char dir[64];
+	char sock[128];
+	struct vd_core *core;
+	struct vd_http_server *server;
+	struct vd_api_client *client;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	struct vd_err err = VD_ERR_INIT;
+	assert_non_null(f);
+	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-apiclient-XXXXXX");
+	assert_non_null(mkdtemp(f->dir));
+	snprintf(f->sock, sizeof(f->sock), "%s/api.sock", f->dir);
+	struct vd_core_config cfg = { .state_dir = f->dir, .node_id = "test" };
+	if (vd_core_open(&cfg, &f->core, &err) < 0)
+		fail_msg("vd_core_open: %s", err.msg);
+	if (vd_http_listen_unix(f->sock, 0600, VD_API_MAX_BODY, vd_api_handle, f->core,
+				&f->server, &err) < 0)
+		fail_msg("vd_http_listen_unix: %s", err.msg);
+	struct vd_api_client_config ccfg = { .unix_socket = f->sock };
+	if (vd_api_client_new(&ccfg, &f->client, &err) < 0)
+		fail_msg("vd_api_client_new: %s", err.msg);
+	*state = f;
+	return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path) < 0 ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	vd_api_client_free(f->client);
+	vd_http_stop(f->server);
+	vd_core_free(f->core);
+	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	free(f);
+	return 0;
+}
+
+#define CLIENT(state) (((struct fixture *)*(state))->client)
+
+/* A call expected to succeed. */
+#define OK(call) do { \
+		struct vd_err err_ = VD_ERR_INIT; \
+		int r_ = (call); \
+		if (r_ < 0) \
+			fail_msg("%s: %d %s", #call, r_, err_.msg); \
+	} while (0)
+
+/* A call expected to fail with code and a message containing frag; the
+ * call's err argument must be &err_. */
+#define FAILS(code, frag, call) do { \
+		struct vd_err err_ = VD_ERR_INIT; \
+		int r_ = (call); \
+		if (r_ != (code) || !strstr(err_.msg, frag)) \
+			fail_msg("%s: %d \"%s\" (want %d \"%s\")", #call, r_, err_.msg, \
+				 (code), frag); \
+	} while (0)
+
+static void test_status(void **state)
+{
+	json_t *status = NULL;
+	OK(vd_api_status(CLIENT(state), &status, &err_));
+	assert_string_equal(json_string_value(json_object_get(status, "node_id")), "test");
+	json_decref(status);
+	OK(vd_api_status(CLIENT(state), NULL, &err_));
+}
+
+static void test_volume_lifecycle(void **state)
+{
+	struct vd_api_client *c = CLIENT(state);
+	json_t *view = NULL, *reply = NULL;
+	OK(vd_api_create(c, "v1", NULL, NULL, &view, &err_));
+	assert_string_equal(json_string_value(json_object_get(view, "name")), "v1");
+	json_decref(view);
+	OK(vd_api_create(c, "v1", "local", NULL, NULL, &err_));   /* idempotent */
+	json_t *opts = json_pack("{s:s}", "size", "64Mi");
+	FAILS(-EEXIST, "", vd_api_create(c, "v1", NULL, opts, NULL, &err_));
+	json_decref(opts);
+
+	OK(vd_api_list(c, &reply, &err_));
+	assert_int_equal(json_array_size(json_object_get(reply, "volumes")), 1);
+	json_decref(reply);
+
+	OK(vd_api_mount(c, "v1", NULL, &reply, &err_));
+	const char *mp = json_string_value(json_object_get(reply, "mountpoint"));
+	assert_non_null(mp);
+	assert_int_equal(access(mp, F_OK), 0);
+	json_decref(reply);
+	OK(vd_api_mount(c, "v1", "job-7", NULL, &err_));
+	OK(vd_api_inspect(c, "v1", &view, &err_));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(view, "status"),
+							    "refs")), 2);
+	json_decref(view);
+
+	FAILS(-EBUSY, "", vd_api_remove(c, "v1", NULL, &err_));
+	OK(vd_api_unmount(c, "v1", "job-7", NULL, &err_));
+	OK(vd_api_unmount(c, "v1", NULL, &reply, &err_));
+	assert_int_equal(json_object_size(reply), 0);
+	json_decref(reply);
+	OK(vd_api_remove(c, "v1", NULL, &err_));
+	FAILS(-ENOENT, "v1", vd_api_inspect(c, "v1", NULL, &err_));
+}
+
+static void test_server_errors(void **state)
+{
+	struct vd_api_client *c = CLIENT(state);
+	json_t *bad = json_pack("{s:i}", "size", 5);
+	FAILS(-EINVAL, "options.size", vd_api_create(c, "v2", NULL, bad, NULL, &err_));
+	json_decref(bad);
+	FAILS(-ENOENT, "no route", vd_api_request(c, "GET", "/v1/nothing", NULL, NULL, &err_));
+	FAILS(-EOPNOTSUPP, "allowed: GET, POST",
+	      vd_api_request(c, "PUT", "/v1/volumes", NULL, NULL, &err_));
+	FAILS(-EINVAL, "'/'", vd_api_request(c, "GET", "v1/status", NULL, NULL, &err_));
+
+	/* A body over the server's limit is 413, "too-large". */
+	char *big = malloc(VD_API_MAX_BODY + 1);
+	assert_non_null(big);
+	memset(big, 'x', VD_API_MAX_BODY);
+	big[VD_API_MAX_BODY] = '\0';
+	json_t *opts = json_pack("{s:s}", "size", big);
+	FAILS(-EFBIG, "larger", vd_api_create(c, "v3", NULL, opts, NULL, &err_));
+	json_decref(opts);
+	free(big);
+}
+
+/* Bad names never reach the server: "../status" would be a path. */
+static void test_names_checked(void **state)
+{
+	struct vd_api_client *c = CLIENT(state);
+	FAILS(-EINVAL, "'.'", vd_api_inspect(c, "../status", NULL, &err_));
+	FAILS(-EINVAL, "'/'", vd_api_mount(c, "a/b", NULL, NULL, &err_));
+	FAILS(-EINVAL, "empty", vd_api_create(c, "", NULL, NULL, NULL, &err_));
+	FAILS(-EINVAL, "empty", vd_api_remove(c, NULL, NULL, &err_));
+}
+
+static void test_no_server(void **state)
+{
+	(void)state;
+	struct vd_api_client *c;
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_api_client_config cfg = { .unix_socket = "/nonexistent/volumed.sock" };
+	assert_int_equal(vd_api_client_new(&cfg, &c, &err), 0);
+	FAILS(-ECONNREFUSED, "cannot reach volumed at /nonexistent/volumed.sock: ",
+	      vd_api_status(c, NULL, &err_));
+	vd_api_client_free(c);
+	vd_api_client_free(NULL);
+}
+
+/* A socket that accepts connections but never answers. */
+static void test_timeout(void **state)
+{
+	struct fixture *f = *state;
+	char path[160];
+	snprintf(path, sizeof(path), "%s/mute.sock", f->dir);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(fd, 4), 0);
+
+	struct vd_api_client *c;
+	struct vd_api_client_config cfg = { .unix_socket = path, .timeout_ms = 200 };
+	assert_int_equal(vd_api_client_new(&cfg, &c, NULL), 0);
+	FAILS(-ETIMEDOUT, "did not answer within 200 ms", vd_api_status(c, NULL, &err_));
+	vd_api_client_free(c);
+	close(fd);
+}
+
+#define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		T(test_status),
+		T(test_volume_lifecycle),
+		T(test_server_errors),
+		T(test_names_checked),
+		cmocka_unit_test(test_no_server),
+		T(test_timeout),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,114 @@
+/* volctl.c — the command-line client of volumed's REST API: parses argv
+ * (cli.c), makes one API call (apiclient.c) and prints the answer.
+ *
+ * Single-threaded. Exit status: 0 success, 1 failure (one line
+ * "volctl: <reason>" on stderr), 2 usage error (the reason, then usage). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "apiclient.h"
+#include "cli.h"
+#include "core.h"
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* The one API call of the command; *ret_reply is the server's document. */
+static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
+		struct vd_err *err)
+{
+	switch (cli->cmd) {
+	case VD_CLI_CREATE:
+		return vd_api_create(c, cli->name, cli->driver, cli->opts, ret_reply, err);
+	case VD_CLI_LS:
+		return vd_api_list(c, ret_reply, err);
+	case VD_CLI_INSPECT:
+		return vd_api_inspect(c, cli->name, ret_reply, err);
+	case VD_CLI_RM:
+		return vd_api_remove(c, cli->name, ret_reply, err);
+	case VD_CLI_MOUNT:
+		return vd_api_mount(c, cli->name, cli->mount_id, ret_reply, err);
+	case VD_CLI_UNMOUNT:
+		return vd_api_unmount(c, cli->name, cli->mount_id, ret_reply, err);
+	case VD_CLI_STATUS:
+		return vd_api_status(c, ret_reply, err);
+	default:
+		return vd_err_set(err, -EINVAL, "no API call for this command");
+	}
+}
+
+/* Prints the answer: JSON for --json and inspect, else the human form. */
+static int print_reply(const struct vd_cli *cli, const json_t *reply, struct vd_err *err)
+{
+	char *text = NULL;
+	if (cli->json || cli->cmd == VD_CLI_INSPECT) {
+		json_dumpf(reply, stdout, JSON_INDENT(2));
+		putchar('\n');
+		return 0;
+	}
+	switch (cli->cmd) {
+	case VD_CLI_LS:
+		text = vd_cli_format_list(reply);
+		break;
+	case VD_CLI_STATUS:
+		text = vd_cli_format_status(reply);
+		break;
+	case VD_CLI_MOUNT: {
+		const char *mp = json_string_value(json_object_get(reply, "mountpoint"));
+		if (!mp)
+			return vd_err_set(err, -EPROTO, "volumed answered the mount without a "
+					  "mountpoint");
+		puts(mp);
+		return 0;
+	}
+	default:   /* create, rm, unmount: the volume, as docker does */
+		puts(cli->name);
+		return 0;
+	}
+	if (!text)
+		return vd_err_set(err, -ENOMEM, "out of memory formatting the answer");
+	fputs(text, stdout);
+	free(text);
+	return 0;
+}
+
+static int run(const struct vd_cli *cli, struct vd_err *err)
+{
+	struct vd_api_client_config cfg = {
+		.unix_socket = vd_cli_api_socket(cli, getenv("VOLCTL_API_SOCKET")),
+	};
+	struct vd_api_client *client = NULL;
+	json_t *reply = NULL;
+	int rc = vd_api_client_new(&cfg, &client, err);
+	if (rc == 0)
+		rc = call(client, cli, &reply, err);
+	if (rc == 0)
+		rc = print_reply(cli, reply, err);
+	if (rc == 0 && (fflush(stdout) != 0 || ferror(stdout)))
+		rc = vd_err_set(err, -EIO, "cannot write the output: %s", strerror(errno));
+	json_decref(reply);
+	vd_api_client_free(client);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_cli cli;
+	if (vd_cli_parse(argc, argv, &cli, &err) < 0) {
+		fprintf(stderr, "volctl: %s\n\n%s", vd_err_msg(&err), vd_cli_usage);
+		return EXIT_USAGE;
+	}
+	int status = EXIT_OK;
+	if (cli.cmd == VD_CLI_HELP)
+		fputs(vd_cli_usage, stdout);
+	else if (cli.cmd == VD_CLI_VERSION)
+		printf("volctl %s\n", VD_VERSION);
+	else if (run(&cli, &err) < 0) {
+		fprintf(stderr, "volctl: %s\n", vd_err_msg(&err));
+		status = EXIT_FAIL;
+	}
+	vd_cli_clear(&cli);
+	return status;
+}
