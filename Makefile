@@ -57,17 +57,21 @@ $(BUILD)/bin/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/test_apiclient: $(BUILD)/tests/unit/test_apiclient.o $(call obj,volumed/apiclient.c) $(BUILD)/libvolumed.a
+# Shared test scaffolding (tests/support/fixture.h), in every test and replay binary.
+TEST_SUPPORT_OBJS := $(BUILD)/tests/support/fixture.o
+
+$(BUILD)/tests/test_apiclient: $(BUILD)/tests/unit/test_apiclient.o $(call obj,volumed/apiclient.c) \
+		$(TEST_SUPPORT_OBJS) $(BUILD)/libvolumed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
-$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(BUILD)/libvolumed.a
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_SUPPORT_OBJS) $(BUILD)/libvolumed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
 # Fuzz targets replayed over their corpus and every crash input found so far.
-$(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(BUILD)/libvolumed.a
-	@mkdir -p $(dir $@)
+$(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(TEST_SUPPORT_OBJS) \
+		$(BUILD)/libvolumed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

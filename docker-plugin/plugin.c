@@ -13,6 +13,7 @@
  * It keeps no state, so it takes no lock; the core serializes calls on one
  * volume. */
 #include "plugin.h"
+#include "../volumed/json_util.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -245,21 +246,6 @@ static int check_request(const struct endpoint *ep, const struct vd_http_request
 	return 0;
 }
 
-static const char *type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "unknown";
-}
-
 static int parse_name(const json_t *root, const char **ret_name, struct vd_err *err)
 {
 	const json_t *v = json_object_get(root, "Name");
@@ -268,7 +254,7 @@ static int parse_name(const json_t *root, const char **ret_name, struct vd_err *
 				  VD_NAME_RULE);
 	if (!json_is_string(v))
 		return vd_err_set(err, -EINVAL, "Name is %s; expected a string matching %s",
-				  type_name(v), VD_NAME_RULE);
+				  vd_json_type_name(v), VD_NAME_RULE);
 	int r = vd_name_check(json_string_value(v), err);
 	if (r < 0)
 		return r;
@@ -283,7 +269,7 @@ static int parse_id(const json_t *root, const char **ret_id, struct vd_err *err)
 	if (!v)
 		return vd_err_set(err, -EINVAL, "ID is missing; expected the mount's id, %s", rule);
 	if (!json_is_string(v))
-		return vd_err_set(err, -EINVAL, "ID is %s; expected a string of %s", type_name(v), rule);
+		return vd_err_set(err, -EINVAL, "ID is %s; expected a string of %s", vd_json_type_name(v), rule);
 	const char *id = json_string_value(v);
 	size_t len = json_string_length(v);
 	if (len == 0 || len > MOUNT_ID_MAX)
@@ -307,12 +293,12 @@ static int parse_opts(const json_t *root, const json_t **ret_opts, struct vd_err
 	}
 	if (!json_is_object(opts))
 		return vd_err_set(err, -EINVAL, "Opts is %s; expected null or an object of strings",
-				  type_name(opts));
+				  vd_json_type_name(opts));
 	json_object_foreach((json_t *)opts, key, value)
 		if (!json_is_string(value))
 			return vd_err_set(err, -EINVAL,
 					  "option \"%.64s\" is %s; option values must be strings (\"size\": \"64Mi\")",
-					  key, type_name(value));
+					  key, vd_json_type_name(value));
 	*ret_opts = opts;
 	return 0;
 }
@@ -352,7 +338,7 @@ static int parse_args(const json_t *root, unsigned want, struct plugin_args *arg
 		return 0;
 	if (!json_is_object(root))
 		return vd_err_set(err, -EINVAL, "request body is %s; expected a JSON object with %s",
-				  root ? type_name(root) : "empty",
+				  root ? vd_json_type_name(root) : "empty",
 				  want & ARG_ID ? "Name and ID" : want ? "Name" : "no fields");
 	if (want & ARG_NAME)
 		r = parse_name(root, &args->name, err);

@@ -5,6 +5,7 @@
  * threads at once. It keeps no state of its own, so it takes no lock; the
  * core serializes calls on one volume. */
 #include "api.h"
+#include "json_util.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -51,20 +52,6 @@ struct field {
 	bool required;
 };
 
-static const char *json_type_name(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	default: return "null";
-	}
-}
-
 static const char *want_type_name(json_type type)
 {
 	return type == JSON_OBJECT ? "an object" : "a string";
@@ -92,7 +79,7 @@ static int fields_check(const json_t *body, const struct field *fields, size_t n
 					  "allowed: %s", key, allowed);
 		if (!json_is_null(v) && json_typeof(v) != f->type)
 			return vd_err_set(err, -EINVAL, "field '%s' must be %s, got %s",
-					  key, want_type_name(f->type), json_type_name(v));
+					  key, want_type_name(f->type), vd_json_type_name(v));
 	}
 	for (size_t i = 0; i < n; i++) {
 		v = body ? json_object_get(body, fields[i].key) : NULL;
@@ -115,7 +102,7 @@ static int options_check(const json_t *opts, struct vd_err *err)
 	json_object_foreach((json_t *)opts, key, v)
 		if (!json_is_string(v))
 			return vd_err_set(err, -EINVAL, "field 'options.%.64s' must be a string, "
-					  "got %s", key, json_type_name(v));
+					  "got %s", key, vd_json_type_name(v));
 	return 0;
 }
 
@@ -298,7 +285,7 @@ static int body_parse(const struct vd_http_request *req, json_t **ret_body, stru
 				  jerr.column);
 	if (!json_is_object(body)) {
 		int r = vd_err_set(err, -EINVAL, "request body is %s; expected a JSON object",
-				   json_type_name(body));
+				   vd_json_type_name(body));
 		json_decref(body);
 		return r;
 	}

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "json_util.h"
 
 #define STRIPES 64
 #define DOC_MAX (1024 * 1024)
@@ -109,27 +110,12 @@ static pthread_mutex_t *key_lock(struct vd_store *store, const char *key)
 	return &store->locks[h % STRIPES];
 }
 
-static const char *json_type_name(const json_t *j)
-{
-	switch (json_typeof(j)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER: return "an integer";
-	case JSON_REAL: return "a real number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	case JSON_NULL: return "null";
-	}
-	return "unknown";
-}
-
 #define SHAPE "expected {\"revision\": N >= 1, \"doc\": {...}}"
 
 static int doc_shape_check(json_t *root, struct vd_err *err)
 {
 	if (!json_is_object(root))
-		return vd_err_set(err, -EINVAL, "store document is %s: " SHAPE, json_type_name(root));
+		return vd_err_set(err, -EINVAL, "store document is %s: " SHAPE, vd_json_type_name(root));
 	const char *name;
 	json_t *value;
 	json_object_foreach(root, name, value) {
@@ -143,7 +129,7 @@ static int doc_shape_check(json_t *root, struct vd_err *err)
 		return vd_err_set(err, -EINVAL, "store document has no \"revision\": " SHAPE);
 	if (!json_is_integer(rev))
 		return vd_err_set(err, -EINVAL, "store document \"revision\" is %s: " SHAPE,
-				  json_type_name(rev));
+				  vd_json_type_name(rev));
 	if (json_integer_value(rev) < 1)
 		return vd_err_set(err, -EINVAL, "store document \"revision\" is %" JSON_INTEGER_FORMAT
 				  ": " SHAPE, json_integer_value(rev));
@@ -151,7 +137,7 @@ static int doc_shape_check(json_t *root, struct vd_err *err)
 		return vd_err_set(err, -EINVAL, "store document has no \"doc\": " SHAPE);
 	if (!json_is_object(doc))
 		return vd_err_set(err, -EINVAL, "store document \"doc\" is %s: " SHAPE,
-				  json_type_name(doc));
+				  vd_json_type_name(doc));
 	return 0;
 }
 
@@ -370,7 +356,7 @@ int vd_store_put(struct vd_store *store, const char *key, const json_t *doc,
 		return r;
 	if (!json_is_object(doc))
 		return vd_err_set(err, -EINVAL, "store key \"%s\": the document is %s, only an "
-				  "object is allowed", key, doc ? json_type_name(doc) : "missing");
+				  "object is allowed", key, doc ? vd_json_type_name(doc) : "missing");
 	char name[NAME_MAX + 1];
 	doc_name(key, name);
 	pthread_mutex_t *lock = key_lock(store, key);

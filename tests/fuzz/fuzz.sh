@@ -12,7 +12,7 @@ core=$(ls volumed/*.c drivers/*.c docker-plugin/*.c csi/*.c 2>/dev/null |
 	grep -v -e volumed/main.c -e volumed/volctl.c -e volumed/apiclient.c)
 for src in tests/fuzz/fuzz_*.c; do
 	target=$(basename "$src" .c); target=${target#fuzz_}
-	clang $flags -o "$out/fuzz_$target" "$src" $core $libs
+	clang $flags -o "$out/fuzz_$target" "$src" tests/support/fixture.c $core $libs
 	mkdir -p "tests/fuzz/corpus/$target" "$out/corpus-$target"
 	"$out/fuzz_$target" -max_total_time="$seconds" -artifact_prefix="tests/fuzz/corpus/$target/crash-" \
 		"$out/corpus-$target" "tests/fuzz/corpus/$target" || true

@@ -7,59 +7,15 @@
  * asking for a sized volume (an image file, mkfs, a loop mount) is
  * skipped. Every answer must be a JSON object, and an error one carries
  * "error" and "kind" strings. Single-threaded. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../volumed/api.h"
-#include "../../volumed/log.h"
+#include "../support/fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static char state_dir[64];
-static struct vd_core *core;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void cleanup(void)
-{
-	vd_core_free(core);
-	nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-static struct vd_core *core_get(void)
-{
-	struct vd_err err = VD_ERR_INIT;
-	if (core)
-		return core;
-	vd_log_set_level(VD_LOG_ERROR);
-	snprintf(state_dir, sizeof(state_dir), "/tmp/vd-fuzz-api-XXXXXX");
-	struct vd_core_config cfg = { .state_dir = mkdtemp(state_dir), .node_id = "fuzz" };
-	if (!cfg.state_dir || vd_core_open(&cfg, &core, &err) < 0) {
-		fprintf(stderr, "fuzz_api: cannot open a core: %s\n", err.msg);
-		abort();
-	}
-	atexit(cleanup);
-	return core;
-}
-
-/* 1 when the body asks for a sized volume (decoded as the handler will). */
-static int wants_sized_volume(const char *body, size_t len)
-{
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
-	int sized = json_object_get(json_object_get(root, "options"), "size") != NULL;
-	json_decref(root);
-	return sized;
-}
 
 static void reply_check(const struct vd_http_response *resp)
 {
@@ -91,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *path = sp ? sp + 1 : copy + strlen(copy);
 	if (sp)
 		*sp = '\0';
-	if (!wants_sized_volume(body, body_len)) {
+	if (!vd_test_wants_sized_volume(body, body_len, "options")) {
 		struct vd_http_request req = {
 			.method = copy,
 			.path = path,
@@ -100,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.max_body = VD_API_MAX_BODY,
 		};
 		struct vd_http_response resp = { 200, NULL, NULL };
-		vd_api_handle(core_get(), &req, &resp);
+		vd_api_handle(vd_test_core_shared("vd-fuzz-api"), &req, &resp);
 		reply_check(&resp);
 		free(resp.body);
 	}

@@ -6,14 +6,13 @@
  * so parsing, the core's checks and the replies are all exercised.
  * Directory volumes only: a body asking for a sized volume (an image
  * file, mkfs, a loop mount) is skipped. Single-threaded. */
-#include <ftw.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../docker-plugin/plugin.h"
-#include "../../volumed/log.h"
+#include "../support/fixture.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -24,50 +23,6 @@ static const char *const paths[] = {
 	"/VolumeDriver.Unknown",
 };
 
-static char state_dir[64];
-static struct vd_core *core;
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
-static void cleanup(void)
-{
-	vd_core_free(core);
-	nftw(state_dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-}
-
-static struct vd_core *core_get(void)
-{
-	struct vd_err err = VD_ERR_INIT;
-	if (core)
-		return core;
-	vd_log_set_level(VD_LOG_ERROR);
-	snprintf(state_dir, sizeof(state_dir), "/tmp/vd-fuzz-plugin-XXXXXX");
-	struct vd_core_config cfg = { .state_dir = mkdtemp(state_dir), .node_id = "fuzz" };
-	if (!cfg.state_dir || vd_core_open(&cfg, &core, &err) < 0) {
-		fprintf(stderr, "fuzz_plugin: cannot open a core: %s\n", err.msg);
-		abort();
-	}
-	atexit(cleanup);
-	return core;
-}
-
-/* 1 when the body asks for a sized volume (decoded as the handler will). */
-static int wants_sized_volume(const char *body, size_t len)
-{
-	json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, NULL);
-	json_t *opts = json_object_get(root, "Opts");
-	int sized = json_object_get(opts, "size") != NULL;
-	json_decref(root);
-	return sized;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size == 0 || size > VD_PLUGIN_MAX_BODY)
@@ -77,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memcpy(body, data + 1, size - 1);
 	body[size - 1] = '\0';
-	if (!wants_sized_volume(body, size - 1)) {
+	if (!vd_test_wants_sized_volume(body, size - 1, "Opts")) {
 		struct vd_http_request req = {
 			.method = data[0] & 0x80 ? "GET" : "POST",
 			.path = paths[(data[0] & 0x7f) % (sizeof(paths) / sizeof(paths[0]))],
@@ -87,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			.max_body = VD_PLUGIN_MAX_BODY,
 		};
 		struct vd_http_response resp = { 200, NULL, NULL };
-		vd_plugin_handle(core_get(), &req, &resp);
+		vd_plugin_handle(vd_test_core_shared("vd-fuzz-plugin"), &req, &resp);
 		/* Every answer is a JSON object. */
 		json_t *reply = resp.body ? json_loads(resp.body, 0, NULL) : NULL;
 		if (!json_is_object(reply))

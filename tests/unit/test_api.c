@@ -3,7 +3,6 @@
  * id, and the answers to bad JSON, wrong types, bad names, unknown routes
  * and wrong methods. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,41 +16,17 @@
 
 #include "../../volumed/api.h"
 #include "../../volumed/names.h"
-
-struct fixture {
-	char dir[64];
-	struct vd_core *core;
-};
+#include "../support/fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct vd_err err = VD_ERR_INIT;
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-api-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	struct vd_core_config cfg = { .state_dir = f->dir, .node_id = "test" };
-	int r = vd_core_open(&cfg, &f->core, &err);
-	if (r < 0)
-		fail_msg("vd_core_open: %d %s", r, err.msg);
-	*state = f;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -1 : 0;
+	*state = vd_test_core_new("vd-api", "test");
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	vd_core_free(f->core);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	free(f);
+	vd_test_core_free(*state);
 	return 0;
 }
 
@@ -59,7 +34,7 @@ static int teardown(void **state)
 static int call(void **state, const char *method, const char *path, const char *body,
 		json_t **ret_doc)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_http_request req = { .method = method, .path = path, .body = body ? body : "",
 				       .body_len = body ? strlen(body) : 0 };
 	struct vd_http_response resp = { .status = 200 };
@@ -228,7 +203,7 @@ static void test_bad_json(void **state)
 static void test_wrong_types(void **state)
 {
 	expect_error(state, "POST", "/v1/volumes", "{\"name\": 5}", 400, "invalid",
-		     "'name'", "a string", "a number", NULL);
+		     "'name'", "a string", "an integer", NULL);
 	expect_error(state, "POST", "/v1/volumes", "{\"name\": \"v\", \"driver\": []}", 400,
 		     "invalid", "'driver'", "a string", "an array", NULL);
 	expect_error(state, "POST", "/v1/volumes", "{\"name\": \"v\", \"options\": \"a=b\"}",
@@ -294,7 +269,7 @@ static void test_wrong_method(void **state)
 static void test_bodies(void **state)
 {
 	json_decref(expect_ok(state, "GET", "/v1/volumes", "not json", 200));
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_http_request big = { .method = "POST", .path = "/v1/volumes", .body = "",
 				       .too_large = 1, .max_body = VD_API_MAX_BODY };
 	struct vd_http_response big_resp = { .status = 200 };

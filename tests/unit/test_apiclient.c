@@ -4,7 +4,6 @@
  * message, names checked before any request, and transport failures
  * (no server, a server that never answers). */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,11 +19,11 @@
 
 #include "../../volumed/api.h"
 #include "../../volumed/apiclient.h"
+#include "../support/fixture.h"
 
 struct fixture {
-	char dir[64];
+	struct vd_test_core t;
 	char sock[128];
-	struct vd_core *core;
 	struct vd_http_server *server;
 	struct vd_api_client *client;
 };
@@ -34,13 +33,9 @@ static int setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	struct vd_err err = VD_ERR_INIT;
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-apiclient-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	snprintf(f->sock, sizeof(f->sock), "%s/api.sock", f->dir);
-	struct vd_core_config cfg = { .state_dir = f->dir, .node_id = "test" };
-	if (vd_core_open(&cfg, &f->core, &err) < 0)
-		fail_msg("vd_core_open: %s", err.msg);
-	if (vd_http_listen_unix(f->sock, 0600, VD_API_MAX_BODY, vd_api_handle, f->core,
+	assert_int_equal(vd_test_core_open(&f->t, "vd-apiclient", "test"), 0);
+	snprintf(f->sock, sizeof(f->sock), "%s/api.sock", f->t.dir);
+	if (vd_http_listen_unix(f->sock, 0600, VD_API_MAX_BODY, vd_api_handle, f->t.core,
 				&f->server, &err) < 0)
 		fail_msg("vd_http_listen_unix: %s", err.msg);
 	struct vd_api_client_config ccfg = { .unix_socket = f->sock };
@@ -50,21 +45,12 @@ static int setup(void **state)
 	return 0;
 }
 
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path) < 0 ? -1 : 0;
-}
-
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
 	vd_api_client_free(f->client);
 	vd_http_stop(f->server);
-	vd_core_free(f->core);
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	vd_test_core_close(&f->t);
 	free(f);
 	return 0;
 }
@@ -184,7 +170,7 @@ static void test_timeout(void **state)
 {
 	struct fixture *f = *state;
 	char path[160];
-	snprintf(path, sizeof(path), "%s/mute.sock", f->dir);
+	snprintf(path, sizeof(path), "%s/mute.sock", f->t.dir);
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);

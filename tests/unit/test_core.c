@@ -17,51 +17,30 @@
 #include <cmocka.h>
 
 #include "../../volumed/core.h"
-#include "../../volumed/mount.h"
 #include "../../volumed/store.h"
+#include "../support/fixture.h"
 
-struct fixture {
-	char dir[64];
-	struct vd_core *core;
-};
+#define NODE "node-a"
 
-static void core_open(struct fixture *f)
+/* A daemon restart: frees the core (if open) and opens it again. */
+static void core_restart(struct vd_test_core *f)
 {
-	struct vd_core_config cfg = { .state_dir = f->dir, .node_id = "node-a" };
-	struct vd_err err = VD_ERR_INIT;
-	if (vd_core_open(&cfg, &f->core, &err) < 0)
-		fail_msg("vd_core_open: %s", vd_err_msg(&err));
-}
-
-static void core_restart(struct fixture *f)
-{
-	vd_core_free(f->core);
-	f->core = NULL;
-	core_open(f);
+	assert_int_equal(vd_test_core_reopen(f, NODE), 0);
 }
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	strcpy(f->dir, "/tmp/volumed-core-XXXXXX");
-	if (!mkdtemp(f->dir))
-		return -1;
-	core_open(f);
-	*state = f;
-	return 0;
+	*state = vd_test_core_new("vd-core", NODE);
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	vd_core_free(f->core);
-	char *argv[] = { "rm", "-rf", "--one-file-system", f->dir, NULL };
-	vd_run(argv, 30, NULL);
-	free(f);
+	vd_test_core_free(*state);
 	return 0;
 }
 
-static json_t *inspect(struct fixture *f, const char *name)
+static json_t *inspect(struct vd_test_core *f, const char *name)
 {
 	json_t *view = NULL;
 	struct vd_err err = VD_ERR_INIT;
@@ -70,7 +49,7 @@ static json_t *inspect(struct fixture *f, const char *name)
 	return view;
 }
 
-static json_int_t refs_of(struct fixture *f, const char *name)
+static json_int_t refs_of(struct vd_test_core *f, const char *name)
 {
 	json_t *view = inspect(f, name);
 	json_int_t refs = json_integer_value(json_object_get(json_object_get(view, "status"), "refs"));
@@ -86,7 +65,7 @@ static void must(int r, const struct vd_err *err)
 
 static void test_create_inspect_list(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	must(vd_core_create(f->core, "v1", NULL, NULL, &err), &err);
 	must(vd_core_create(f->core, "v1", NULL, NULL, &err), &err);  /* idempotent */
@@ -107,7 +86,7 @@ static void test_create_inspect_list(void **state)
 
 static void test_create_rejects(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	assert_int_equal(vd_core_create(f->core, "../x", NULL, NULL, &err), -EINVAL);
 	assert_int_equal(vd_core_create(f->core, "v", "nosuch", NULL, &err), -EINVAL);
@@ -130,7 +109,7 @@ static void test_create_rejects(void **state)
 
 static void test_mount_refcounts(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	char *p1, *p2, *p3;
 	must(vd_core_create(f->core, "shared", NULL, NULL, &err), &err);
@@ -158,7 +137,7 @@ static void test_mount_refcounts(void **state)
 
 static void test_refs_survive_restart(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	char *p;
 	must(vd_core_create(f->core, "kept", NULL, NULL, &err), &err);
@@ -180,7 +159,7 @@ static void test_refs_survive_restart(void **state)
  * node wrote its record: the restart releases the attachment. */
 static void test_orphan_attachment_released(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	char *p, path[PATH_MAX];
 	must(vd_core_create(f->core, "orphan", NULL, NULL, &err), &err);
@@ -190,7 +169,7 @@ static void test_orphan_attachment_released(void **state)
 	f->core = NULL;
 	snprintf(path, sizeof(path), "%s/node/orphan", f->dir);
 	assert_int_equal(unlink(path), 0);
-	core_open(f);
+	core_restart(f);
 	assert_int_equal(refs_of(f, "orphan"), 0);
 	must(vd_core_remove(f->core, "orphan", &err), &err);
 }
@@ -198,7 +177,7 @@ static void test_orphan_attachment_released(void **state)
 /* A crash in the middle of a create or a remove is finished on restart. */
 static void test_interrupted_create_rolled_back(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	char dir[PATH_MAX];
 	struct vd_store *store;
@@ -215,7 +194,7 @@ static void test_interrupted_create_rolled_back(void **state)
 	must(vd_store_put(store, "going", doc, 0, NULL, &err), &err);
 	json_decref(doc);
 	vd_store_free(store);
-	core_open(f);
+	core_restart(f);
 	json_t *view;
 	assert_int_equal(vd_core_inspect(f->core, "half", &view, &err), -ENOENT);
 	assert_int_equal(vd_core_inspect(f->core, "going", &view, &err), -ENOENT);
@@ -223,7 +202,7 @@ static void test_interrupted_create_rolled_back(void **state)
 }
 
 struct worker {
-	struct fixture *f;
+	struct vd_test_core *f;
 	int index;
 	int rc;
 };
@@ -245,7 +224,7 @@ static void *mount_worker(void *arg)
 
 static void test_concurrent_mounts(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	enum { N = 16 };
 	pthread_t threads[N];
@@ -270,7 +249,7 @@ static void test_concurrent_mounts(void **state)
 
 static void test_status(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *status;
 	must(vd_core_create(f->core, "s1", NULL, NULL, &err), &err);

@@ -22,6 +22,7 @@
 #include <curl/curl.h>
 
 #include "../../volumed/http.h"
+#include "../support/fixture.h"
 
 #define MAX_BODY 64
 
@@ -58,8 +59,7 @@ static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-http-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-http"), 0);
 	snprintf(f->sock, sizeof(f->sock), "%s/run/sub/test.sock", f->dir);
 	*state = f;
 	return 0;
@@ -68,14 +68,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	char path[256];
 	vd_http_stop(f->server);
-	unlink(f->sock);
-	snprintf(path, sizeof(path), "%s/run/sub", f->dir);
-	rmdir(path);
-	snprintf(path, sizeof(path), "%s/run", f->dir);
-	rmdir(path);
-	rmdir(f->dir);
+	vd_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }

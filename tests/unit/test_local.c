@@ -3,7 +3,6 @@
  * The teardown unmounts whatever a failed assertion left mounted. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,7 +18,7 @@
 #include <cmocka.h>
 
 #include "../../drivers/driver.h"
-#include "../../volumed/mount.h"
+#include "../support/fixture.h"
 
 struct fixture {
 	char dir[64];
@@ -31,8 +30,7 @@ static struct fixture *fixture_new(const char *settings_json)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_local.XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-local"), 0);
 	f->ops = vd_driver_find("local");
 	assert_non_null(f->ops);
 	json_t *settings = settings_json ? json_loads(settings_json, 0, NULL) : NULL;
@@ -51,52 +49,13 @@ static int setup(void **state)
 	return 0;
 }
 
-/* Unmounts everything under dir (deepest first), then deletes the tree. */
-struct mounts {
-	const char *prefix;
-	char found[8][PATH_MAX];
-	int n;
-};
-
-static int mounts_under(const struct vd_mountinfo_entry *e, void *userdata)
-{
-	struct mounts *m = userdata;
-	if (strncmp(e->mount_point, m->prefix, strlen(m->prefix)) == 0 && m->n < 8)
-		snprintf(m->found[m->n++], PATH_MAX, "%s", e->mount_point);
-	return 0;
-}
-
-static void unmount_all_under(const char *prefix)
-{
-	static char text[1 << 20];
-	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	size_t len = 0;
-	ssize_t n;
-	while (fd >= 0 && len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) > 0)
-		len += (size_t)n;
-	if (fd >= 0)
-		close(fd);
-	struct mounts m = { .prefix = prefix };
-	vd_mountinfo_parse(text, len, mounts_under, &m, NULL);
-	while (m.n > 0)
-		umount2(m.found[--m.n], MNT_DETACH);
-}
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
+/* Unmounts what a failed assertion left, then deletes the tree. */
 static int teardown(void **state)
 {
 	struct fixture *f = *state;
-	unmount_all_under(f->dir);
+	vd_test_unmount_under(f->dir);
 	f->ops->fini(f->priv);
-	nftw(f->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	vd_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -137,8 +96,8 @@ static void test_registry(void **state)
 
 static void expect_init_error(const char *settings_json, const char *want)
 {
-	char dir[] = "/tmp/test_local.XXXXXX";
-	assert_non_null(mkdtemp(dir));
+	char dir[64];
+	assert_int_equal(vd_test_mkdtemp(dir, sizeof(dir), "vd-local"), 0);
 	json_t *settings = json_loads(settings_json, 0, NULL);
 	struct vd_driver_env env = { dir, settings };
 	struct vd_err err = VD_ERR_INIT;
@@ -148,7 +107,7 @@ static void expect_init_error(const char *settings_json, const char *want)
 	if (!strstr(err.msg, want))
 		fail_msg("settings %s: message '%s' lacks '%s'", settings_json, err.msg, want);
 	assert_null(priv);
-	rmdir(dir);
+	vd_test_rmtree(dir);
 }
 
 static void test_settings(void **state)

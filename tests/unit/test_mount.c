@@ -3,7 +3,6 @@
  * Fixtures unmount and detach whatever a failed assertion left behind. */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <glob.h>
 #include <limits.h>
 #include <pthread.h>
@@ -16,7 +15,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,6 +22,7 @@
 #include <cmocka.h>
 
 #include "../../volumed/mount.h"
+#include "../support/fixture.h"
 
 /* ---- mountinfo parsing ---------------------------------------------------- */
 
@@ -293,8 +292,7 @@ static int fixture_setup(void **state)
 	struct fixture *f = calloc(1, sizeof(*f));
 	if (!f)
 		return -1;
-	snprintf(f->dir, sizeof(f->dir), "/tmp/test_mount.XXXXXX");
-	if (!mkdtemp(f->dir)) {
+	if (vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-mount") < 0) {
 		free(f);
 		return -1;
 	}
@@ -342,38 +340,6 @@ static int loop_released(const char *path)
 	return 0;
 }
 
-struct mounts_under {
-	const char *dir;
-	char found[16][PATH_MAX];
-	int n;
-};
-
-static int collect_under(const struct vd_mountinfo_entry *e, void *userdata)
-{
-	struct mounts_under *m = userdata;
-	if (strncmp(e->mount_point, m->dir, strlen(m->dir)) == 0 && m->n < 16)
-		snprintf(m->found[m->n++], PATH_MAX, "%s", e->mount_point);
-	return 0;
-}
-
-static void unmount_under(const char *dir)
-{
-	static char text[1 << 20];
-	static struct mounts_under m;
-	size_t len = 0;
-	ssize_t n;
-	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	while (fd >= 0 && len < sizeof(text) && (n = read(fd, text + len, sizeof(text) - len)) > 0)
-		len += (size_t)n;
-	if (fd >= 0)
-		close(fd);
-	m.dir = dir;
-	m.n = 0;
-	vd_mountinfo_parse(text, len, collect_under, &m, NULL);
-	while (m.n > 0)
-		umount2(m.found[--m.n], MNT_DETACH);
-}
-
 /* Detaches every loop device backed by a file under dir. */
 static void detach_loops_under(const char *dir)
 {
@@ -401,22 +367,13 @@ static void detach_loops_under(const char *dir)
 	globfree(&g);
 }
 
-static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
-}
-
 /* Whatever a failed assertion left: mounts, loop devices, files. */
 static int fixture_teardown(void **state)
 {
 	struct fixture *f = *state;
-	unmount_under(f->dir);
+	vd_test_unmount_under(f->dir);
 	detach_loops_under(f->dir);
-	nftw(f->dir, remove_one, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+	vd_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }

@@ -2,7 +2,6 @@
  * temporary state directory, directory volumes): every endpoint as dockerd
  * calls it, reference-counted mounts, and the answers to bad requests. */
 #include <errno.h>
-#include <ftw.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,51 +17,25 @@
 #include "../../docker-plugin/plugin.h"
 #include "../../volumed/log.h"
 #include "../../volumed/names.h"
+#include "../support/fixture.h"
 
 #define ID_A "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ID_B "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 
-struct fixture {
-	char dir[64];
-	struct vd_core *core;
-};
-
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	struct vd_err err = VD_ERR_INIT;
-	assert_non_null(f);
-	snprintf(f->dir, sizeof(f->dir), "/tmp/vd-plugin-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
-	struct vd_core_config cfg = { .state_dir = f->dir, .node_id = "test" };
-	int r = vd_core_open(&cfg, &f->core, &err);
-	if (r < 0)
-		fail_msg("vd_core_open: %d %s", r, err.msg);
-	*state = f;
-	return 0;
-}
-
-static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	remove(path);
-	return 0;
+	*state = vd_test_core_new("vd-plugin", "test");
+	return *state ? 0 : -1;
 }
 
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
-	vd_core_free(f->core);
-	/* Never crosses into a mount a failed test may have left. */
-	nftw(f->dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
-	free(f);
+	vd_test_core_free(*state);
 	return 0;
 }
 
 /* One request through the handler; returns the parsed reply. */
-static json_t *call_full(struct fixture *f, const char *method, const char *path,
+static json_t *call_full(struct vd_test_core *f, const char *method, const char *path,
 			 const char *body, int too_large, int *ret_status)
 {
 	struct vd_http_request req = {
@@ -86,7 +59,7 @@ static const char *err_of(const json_t *reply)
 }
 
 /* A successful call: 200 and, for VolumeDriver endpoints, "Err": "". */
-static json_t *ok(struct fixture *f, const char *path, const char *body)
+static json_t *ok(struct vd_test_core *f, const char *path, const char *body)
 {
 	int status;
 	json_t *reply = call_full(f, "POST", path, body, 0, &status);
@@ -99,7 +72,7 @@ static json_t *ok(struct fixture *f, const char *path, const char *body)
 }
 
 /* A refused call: the status, a non-empty Err containing want (if any). */
-static void refused_with(struct fixture *f, const char *method, const char *path,
+static void refused_with(struct vd_test_core *f, const char *method, const char *path,
 			 const char *body, int too_large, int want_status, const char *want)
 {
 	int status;
@@ -115,13 +88,13 @@ static void refused_with(struct fixture *f, const char *method, const char *path
 	json_decref(reply);
 }
 
-static void refused(struct fixture *f, const char *path, const char *body, int want_status,
+static void refused(struct vd_test_core *f, const char *path, const char *body, int want_status,
 		    const char *want)
 {
 	refused_with(f, "POST", path, body, 0, want_status, want);
 }
 
-static void ok_drop(struct fixture *f, const char *path, const char *body)
+static void ok_drop(struct vd_test_core *f, const char *path, const char *body)
 {
 	json_decref(ok(f, path, body));
 }
@@ -136,7 +109,7 @@ static const char *str_at(const json_t *obj, const char *key)
 
 static void test_activate_capabilities(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	const char *bodies[] = { "", "{}", "{}\n", "null", " " };
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
 		json_t *r = ok(f, "/Plugin.Activate", bodies[i]);
@@ -153,7 +126,7 @@ static void test_activate_capabilities(void **state)
 
 static void test_create_get_list_path(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 
 	ok_drop(f, "/VolumeDriver.Create", "{\"Name\":\"vol-b\",\"Opts\":null}");
 	ok_drop(f, "/VolumeDriver.Create", "{\"Name\":\"vol-a\"}");
@@ -196,7 +169,7 @@ static void test_create_get_list_path(void **state)
 /* Options pass through to the driver: a sized volume, created once. */
 static void test_create_with_options(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	const char *body = "{\"Name\":\"sized\",\"Opts\":{\"size\":\"16Mi\",\"fstype\":\"ext4\"}}";
 
 	ok_drop(f, "/VolumeDriver.Create", body);
@@ -213,7 +186,7 @@ static void test_create_with_options(void **state)
 	ok_drop(f, "/VolumeDriver.Remove", "{\"Name\":\"sized\"}");
 }
 
-static int refs_of(struct fixture *f, const char *body)
+static int refs_of(struct vd_test_core *f, const char *body)
 {
 	json_t *r = ok(f, "/VolumeDriver.Get", body);
 	json_t *refs = json_object_get(json_object_get(json_object_get(r, "Volume"), "Status"), "refs");
@@ -225,7 +198,7 @@ static int refs_of(struct fixture *f, const char *body)
 
 static void test_mount_refs_remove(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	const char *name = "{\"Name\":\"data\"}";
 	struct stat st;
 	char mountpoint[4096];
@@ -275,7 +248,7 @@ static void test_mount_refs_remove(void **state)
 
 static void test_malformed_bodies(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	refused(f, "/VolumeDriver.Create", "{\"Name\":", 400, "not valid JSON");
 	refused(f, "/VolumeDriver.Create", "{\"Name\":\"a\"} trailing", 400, "not valid JSON");
 	refused(f, "/VolumeDriver.Create", "[\"a\"]", 400, "expected a JSON object");
@@ -296,7 +269,7 @@ static void test_malformed_bodies(void **state)
 
 static void test_bad_names(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	char body[512], name[257];
 	const char *bad[] = { "../x", "", ".hidden", "a/b", "-x", "a b" };
 
@@ -316,7 +289,7 @@ static void test_bad_names(void **state)
 
 static void test_bad_options(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"size\":5}}", 400,
 		"\"size\" is an integer; option values must be strings");
 	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"x\":true}}", 400,
@@ -340,7 +313,7 @@ static void test_bad_options(void **state)
 
 static void test_bad_ids(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	char body[1024], id[300];
 
 	ok_drop(f, "/VolumeDriver.Create", "{\"Name\":\"m\"}");
@@ -363,7 +336,7 @@ static void test_bad_ids(void **state)
 
 static void test_endpoint_method_size(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_core *f = *state;
 	refused(f, "/VolumeDriver.Frobnicate", "{}", 404, "supported: /Plugin.Activate");
 	refused(f, "/VolumeDriver.Frobnicate", "{}", 404, "/VolumeDriver.List");
 	refused(f, "/", "", 404, "unknown endpoint /");

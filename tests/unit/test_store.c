@@ -20,37 +20,18 @@
 #include <cmocka.h>
 
 #include "../../volumed/store.h"
+#include "../support/fixture.h"
 
 struct fix {
 	char dir[64];
 	struct vd_store *store;
 };
 
-static void rm_tree(const char *dir)
-{
-	DIR *d = opendir(dir);
-	if (!d)
-		return;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
-			continue;
-		if (unlinkat(dirfd(d), de->d_name, 0) < 0 && errno == EISDIR) {
-			char sub[4096];
-			snprintf(sub, sizeof(sub), "%s/%s", dir, de->d_name);
-			rm_tree(sub);
-		}
-	}
-	closedir(d);
-	rmdir(dir);
-}
-
 static int setup(void **state)
 {
 	struct fix *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
-	strcpy(f->dir, "/tmp/vd-store-XXXXXX");
-	assert_non_null(mkdtemp(f->dir));
+	assert_int_equal(vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-store"), 0);
 	struct vd_err err = VD_ERR_INIT;
 	assert_int_equal(vd_store_open(f->dir, &f->store, &err), 0);
 	*state = f;
@@ -61,7 +42,7 @@ static int teardown(void **state)
 {
 	struct fix *f = *state;
 	vd_store_free(f->store);
-	rm_tree(f->dir);
+	vd_test_rmtree(f->dir);
 	free(f);
 	return 0;
 }
@@ -430,6 +411,24 @@ struct race {
 	int rc;
 };
 
+/* Runs fn on THREADS threads released together; each must end with rc 0. */
+static void race_all(struct vd_store *store, void *(*fn)(void *))
+{
+	pthread_t th[THREADS];
+	struct race t[THREADS];
+	pthread_barrier_t barrier;
+	pthread_barrier_init(&barrier, NULL, THREADS);
+	for (int i = 0; i < THREADS; i++) {
+		t[i] = (struct race){ store, &barrier, i, 0, 0 };
+		assert_int_equal(pthread_create(&th[i], NULL, fn, &t[i]), 0);
+	}
+	for (int i = 0; i < THREADS; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(t[i].rc, 0);
+	}
+	pthread_barrier_destroy(&barrier);
+}
+
 static void *own_keys(void *arg)
 {
 	struct race *t = arg;
@@ -448,19 +447,7 @@ static void *own_keys(void *arg)
 static void test_threads_different_keys(void **state)
 {
 	struct fix *f = *state;
-	pthread_t th[THREADS];
-	struct race t[THREADS];
-	pthread_barrier_t barrier;
-	pthread_barrier_init(&barrier, NULL, THREADS);
-	for (int i = 0; i < THREADS; i++) {
-		t[i] = (struct race){ f->store, &barrier, i, 0, 0 };
-		assert_int_equal(pthread_create(&th[i], NULL, own_keys, &t[i]), 0);
-	}
-	for (int i = 0; i < THREADS; i++) {
-		pthread_join(th[i], NULL);
-		assert_int_equal(t[i].rc, 0);
-	}
-	pthread_barrier_destroy(&barrier);
+	race_all(f->store, own_keys);
 	for (int i = 0; i < THREADS; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "thread%d", i);
@@ -546,19 +533,7 @@ static void test_threads_counter(void **state)
 	json_t *zero = json_pack("{s:i}", "n", 0);
 	assert_int_equal(vd_store_put(f->store, "counter", zero, 0, NULL, NULL), 0);
 	json_decref(zero);
-	pthread_t th[THREADS];
-	struct race t[THREADS];
-	pthread_barrier_t barrier;
-	pthread_barrier_init(&barrier, NULL, THREADS);
-	for (int i = 0; i < THREADS; i++) {
-		t[i] = (struct race){ f->store, &barrier, i, 0, 0 };
-		assert_int_equal(pthread_create(&th[i], NULL, increment, &t[i]), 0);
-	}
-	for (int i = 0; i < THREADS; i++) {
-		pthread_join(th[i], NULL);
-		assert_int_equal(t[i].rc, 0);
-	}
-	pthread_barrier_destroy(&barrier);
+	race_all(f->store, increment);
 	json_t *doc;
 	uint64_t rev;
 	assert_int_equal(vd_store_get(f->store, "counter", &doc, &rev, NULL), 0);
@@ -594,15 +569,15 @@ static void test_open_errors(void **state)
 	vd_store_free(NULL);
 
 	/* A new directory is created with mode 0700. */
-	char dir[64] = "/tmp/vd-store-XXXXXX", sub[96];
-	assert_non_null(mkdtemp(dir));
+	char dir[64], sub[96];
+	assert_int_equal(vd_test_mkdtemp(dir, sizeof(dir), "vd-store"), 0);
 	snprintf(sub, sizeof(sub), "%s/new", dir);
 	assert_int_equal(vd_store_open(sub, &store, &err), 0);
 	struct stat st;
 	assert_int_equal(stat(sub, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0700);
 	vd_store_free(store);
-	rm_tree(dir);
+	vd_test_rmtree(dir);
 }
 
 /* Crash safety: a child dies right after step 1..4 of a put over an
