@@ -667,7 +667,7 @@ static void test_parse_malformed(void **state)
 		{ "{\"doc\":{}}", "no \"revision\"" },
 		{ "{\"revision\":0,\"doc\":{}}", "\"revision\" is 0" },
 		{ "{\"revision\":-5,\"doc\":{}}", "\"revision\" is -5" },
-		{ "{\"revision\":1.0,\"doc\":{}}", "is a real number" },
+		{ "{\"revision\":1.0,\"doc\":{}}", "is a number" },
 		{ "{\"revision\":\"1\",\"doc\":{}}", "is a string" },
 		{ "{\"revision\":true,\"doc\":{}}", "is a boolean" },
 		{ "{\"revision\":1,\"doc\":[]}", "\"doc\" is an array" },
