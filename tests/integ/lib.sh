@@ -1,0 +1,495 @@
+# lib.sh — the integration-test harness, sourced by every tests/integ/test_*.sh.
+#
+# Each test gets a private directory T (mktemp -d /tmp/volumed-itest.XXXX)
+# holding volumed's state, its API socket and logs, and, when the test asks
+# for one, a private dockerd (D = T/d). The Docker plugin socket lives at the
+# fixed place dockerd scans, under a name unique to this test:
+# /run/docker/plugins/volumed-itest-<id>.sock, driver name volumed-itest-<id>.
+#
+# `trap cleanup EXIT` always runs, on success, failure or a signal: it stops
+# dockerd (containers first) and volumed, unmounts everything under T,
+# detaches loop devices backed by files under T, removes the plugin socket
+# and T. A sanitizer report in the volumed log fails the test there too.
+#
+# Environment: BUILD (build directory, default build), VD_ITEST_RECORD (a
+# file where the test's directory, socket and pids are noted so the runner
+# can check nothing was left behind), VD_ITEST_KEEP (a directory where the
+# logs of a failed test are copied).
+
+set -u
+
+VD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${BUILD:-build}
+case $BUILD in
+/*) VD_BIN=$BUILD ;;
+*) VD_BIN=$VD_ROOT/$BUILD ;;
+esac
+# Programs live in BUILD/bin (BUILD itself in older trees).
+if [[ -f $VD_BIN/bin/volumed || ! -f $VD_BIN/volumed ]]; then
+	VOLUMED_BIN=$VD_BIN/bin/volumed
+	VOLCTL_BIN=$VD_BIN/bin/volctl
+else
+	VOLUMED_BIN=$VD_BIN/volumed
+	VOLCTL_BIN=$VD_BIN/volctl
+fi
+DOCKER_BIN=/usr/bin/docker   # the Debian client, same release as dockerd
+PY=/usr/bin/python3
+IMAGE=vd-busybox
+
+CUR_SCENARIO="setup"
+VD_PID=""
+DOCKERD_PID=""
+D=""
+VD_LOG_LEVEL=${VD_LOG_LEVEL:-debug}
+
+# Settings from the caller's environment would change what volumed and volctl
+# do: tests set what they need explicitly.
+for v in $(compgen -e); do
+	case $v in VOLUMED_* | VOLCTL_*) unset "$v" ;; esac
+done
+
+if [[ $(id -u) != 0 ]]; then
+	echo "FAIL: integration tests need root" >&2
+	exit 1
+fi
+
+T=$(mktemp -d /tmp/volumed-itest.XXXX) || { echo "FAIL: mktemp" >&2; exit 1; }
+chmod 755 "$T"
+VD_ID=$(printf '%s' "${T##*.}" | tr 'A-Z' 'a-z')$$
+VD_DRIVER=volumed-itest-$VD_ID
+VD_PLUGIN_DIR=/run/docker/plugins
+VD_SOCK=$VD_PLUGIN_DIR/$VD_DRIVER.sock
+VD_STATE=$T/state
+VD_API=$T/api.sock
+VD_LOG=$T/volumed.log
+VD_NODE=itest-node
+: >"$VD_LOG"
+
+record() {
+	[[ -n ${VD_ITEST_RECORD:-} ]] && echo "$*" >>"$VD_ITEST_RECORD"
+	return 0
+}
+record "dir $T"
+record "sock $VD_SOCK"
+
+# ---------------------------------------------------------------- output
+
+log() { echo "[$(date +%T.%3N)] $*"; }
+
+scenario() {
+	CUR_SCENARIO=$*
+	echo
+	log "=== $*"
+}
+
+dump_logs() {
+	if [[ -s $VD_LOG ]]; then
+		echo "--- last lines of the volumed log ($VD_LOG):" >&2
+		tail -n 30 "$VD_LOG" >&2
+	fi
+	if [[ -n $D && -s $D/dockerd.log ]]; then
+		echo "--- last lines of the dockerd log:" >&2
+		tail -n 12 "$D/dockerd.log" >&2
+	fi
+}
+
+fail() {
+	echo "FAIL: [$CUR_SCENARIO] $*" >&2
+	dump_logs
+	exit 1
+}
+
+skip() { log "SKIP: [$CUR_SCENARIO] $*"; }
+
+# ---------------------------------------------------------------- asserts
+
+# assert_eq EXPECTED ACTUAL WHAT
+assert_eq() {
+	[[ $1 == "$2" ]] || fail "$3: expected '$1', got '$2'"
+}
+
+assert_ne() {
+	[[ $1 != "$2" ]] || fail "$3: got '$2', expected anything else"
+}
+
+# assert_contains HAYSTACK NEEDLE WHAT
+assert_contains() {
+	[[ $1 == *"$2"* ]] || fail "$3: '$2' not found in: $1"
+}
+
+assert_not_contains() {
+	[[ $1 != *"$2"* ]] || fail "$3: '$2' unexpectedly found in: $1"
+}
+
+# assert_match STRING REGEX WHAT
+assert_match() {
+	[[ $1 =~ $2 ]] || fail "$3: '$1' does not match /$2/"
+}
+
+# run CMD...: runs CMD, OUT = its stdout+stderr, RC = its status.
+run() {
+	OUT=$("$@" 2>&1)
+	RC=$?
+}
+
+# assert_ok CMD...: CMD must succeed; OUT holds its output.
+assert_ok() {
+	run "$@"
+	((RC == 0)) || fail "command failed (status $RC): $*
+$OUT"
+}
+
+# assert_fails CMD...: CMD must fail; OUT holds its output.
+assert_fails() {
+	run "$@"
+	((RC != 0)) || fail "command succeeded but should have failed: $*
+$OUT"
+}
+
+# assert_fails_one_line CMD...: CMD must fail with nothing on stdout and a
+# one-line reason on stderr; ERRLINE holds it.
+assert_fails_one_line() {
+	local so
+	so=$("$@" 2>"$T/.stderr")
+	RC=$?
+	ERRLINE=$(cat "$T/.stderr")
+	((RC != 0)) || fail "command succeeded but should have failed: $*
+$so"
+	local n
+	n=$(printf '%s\n' "$ERRLINE" | grep -c .)
+	[[ $n == 1 ]] || fail "expected a one-line reason on stderr from: $*; got $n lines:
+$ERRLINE"
+	[[ -z $so ]] || fail "expected nothing on stdout from failing: $*; got: $so"
+	log "  refused as expected: ${*: -3} -> $ERRLINE"
+}
+
+# wait_until SECONDS CMD...: polls CMD every 0.1 s; status 0 once it succeeds.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while true; do
+		"$@" >/dev/null 2>&1 && return 0
+		((SECONDS >= deadline)) && return 1
+		sleep 0.1
+	done
+}
+
+# ---------------------------------------------------------------- JSON
+
+# jget PATH < JSON: prints the value at a dotted path ("status.refs",
+# "volumes.0.name"); strings bare, others as JSON; "<missing>" if absent,
+# "<not-json>" if the input does not parse.
+jget() {
+	"$PY" -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception:
+    print("<not-json>"); sys.exit(0)
+for k in [p for p in sys.argv[1].split(".") if p]:
+    try:
+        d = d[int(k)] if isinstance(d, list) else d[k]
+    except Exception:
+        print("<missing>"); sys.exit(0)
+print(d if isinstance(d, str) else json.dumps(d))
+' "$1"
+}
+
+# is_json < TEXT: status 0 when TEXT is one JSON document.
+is_json() {
+	"$PY" -c 'import json,sys; json.load(sys.stdin)' 2>/dev/null
+}
+
+# vol_names < JSON: the names in a volume list ([...] or {"volumes":[...]}
+# or the plugin's {"Volumes":[...]}), sorted, one a line.
+vol_names() {
+	"$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+if isinstance(d, dict):
+    d = d.get("volumes", d.get("Volumes", []))
+for n in sorted((v.get("name") or v.get("Name") or "") for v in (d or [])):
+    print(n)
+'
+}
+
+# ---------------------------------------------------------------- mounts, loops
+
+# mountpoints: every mount point of this namespace, unescaped, one a line.
+mountpoints() {
+	local mp
+	while read -r _ _ _ _ mp _; do
+		printf '%b\n' "$mp"
+	done </proc/self/mountinfo
+}
+
+is_mounted() {
+	mountpoints | grep -qxF -- "$1"
+}
+
+# mount_fstype PATH: the filesystem type mounted on PATH (topmost).
+mount_fstype() {
+	awk -v p="$1" '$5 == p { for (i = 6; i <= NF; i++) if ($i == "-") { t = $(i + 1); break } }
+		END { print t }' /proc/self/mountinfo
+}
+
+# loops_for FILE: loop devices whose backing file is FILE.
+loops_for() {
+	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | awk -v f="$1" '$2 == f { print $1 }'
+}
+
+no_loops_for() {
+	[[ -z $(loops_for "$1") ]]
+}
+
+not_mounted() {
+	! is_mounted "$1"
+}
+
+# unmount_under DIR: unmounts every mount at or below DIR, deepest first.
+unmount_under() {
+	local dir=$1 mp left
+	for _ in 1 2 3 4 5; do
+		left=$(mountpoints | awk -v d="$dir" 'index($0, d "/") == 1 || $0 == d' | sort -r)
+		[[ -z $left ]] && return 0
+		while read -r mp; do
+			umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null || true
+		done <<<"$left"
+	done
+	left=$(mountpoints | awk -v d="$dir" 'index($0, d "/") == 1 || $0 == d')
+	[[ -z $left ]] || echo "cleanup: still mounted: $left" >&2
+}
+
+# detach_loops_under DIR: detaches loop devices backed by files below DIR.
+detach_loops_under() {
+	local dev file
+	losetup -n -l -O NAME,BACK-FILE 2>/dev/null | while read -r dev file; do
+		[[ $file == "$1"/* ]] && losetup -d "$dev" 2>/dev/null
+	done
+	return 0
+}
+
+# ---------------------------------------------------------------- volumed
+
+volctl() {
+	"$VOLCTL_BIN" --api-socket "$VD_API" "$@"
+}
+
+vd_alive() {
+	[[ -n $VD_PID ]] && kill -0 "$VD_PID" 2>/dev/null
+}
+
+# volumed_exec ARGS...: starts volumed with exactly ARGS (VD_API must name
+# the API socket it will serve) and waits until `volctl status` answers.
+volumed_exec() {
+	[[ -f $VOLUMED_BIN && -x $VOLUMED_BIN ]] || fail "no $VOLUMED_BIN (run make all, or set BUILD)"
+	[[ -f $VOLCTL_BIN && -x $VOLCTL_BIN ]] || fail "no $VOLCTL_BIN (run make all, or set BUILD)"
+	mkdir -p "$VD_PLUGIN_DIR"
+	echo "### $(date +%T.%3N) volumed $*" >>"$VD_LOG"
+	"$VOLUMED_BIN" "$@" >>"$VD_LOG" 2>&1 &
+	VD_PID=$!
+	record "pid $VD_PID"
+	local deadline=$((SECONDS + 15))
+	while true; do
+		vd_alive || { wait "$VD_PID"; local rc=$?; VD_PID=""; fail "volumed exited at start (status $rc)"; }
+		"$VOLCTL_BIN" --api-socket "$VD_API" --json status >/dev/null 2>&1 && break
+		((SECONDS >= deadline)) && fail "volumed did not answer on $VD_API within 15 s"
+		sleep 0.05
+	done
+}
+
+# volumed_start [ARGS...]: volumed on this test's state dir and sockets.
+volumed_start() {
+	volumed_exec --state-dir "$VD_STATE" --api-socket "$VD_API" \
+		--docker-socket "$VD_SOCK" --node-id "$VD_NODE" --log-level "$VD_LOG_LEVEL" "$@"
+	wait_until 5 test -S "$VD_SOCK" || fail "volumed did not create the plugin socket $VD_SOCK"
+}
+
+volumed_kill9() {
+	vd_alive || fail "volumed_kill9: volumed is not running"
+	kill -KILL "$VD_PID"
+	wait "$VD_PID" 2>/dev/null
+	echo "### $(date +%T.%3N) volumed killed with SIGKILL" >>"$VD_LOG"
+	VD_PID=""
+}
+
+# volumed_stop: SIGTERM, then SIGKILL after 15 s. VD_STOP_RC = exit status.
+volumed_stop() {
+	VD_STOP_RC=""
+	[[ -n $VD_PID ]] || return 0
+	if kill -0 "$VD_PID" 2>/dev/null; then
+		kill -TERM "$VD_PID"
+		local i
+		for ((i = 0; i < 150; i++)); do
+			kill -0 "$VD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$VD_PID" 2>/dev/null; then
+			echo "### volumed ignored SIGTERM for 15 s: SIGKILL" >>"$VD_LOG"
+			kill -KILL "$VD_PID" 2>/dev/null
+		fi
+	fi
+	wait "$VD_PID" 2>/dev/null
+	VD_STOP_RC=$?
+	echo "### $(date +%T.%3N) volumed stopped, status $VD_STOP_RC" >>"$VD_LOG"
+	VD_PID=""
+}
+
+# ---------------------------------------------------------------- plugin socket
+
+# The headers dockerd's plugin client sends: no Content-Type, this Accept.
+PLUGIN_HDRS=(-H 'Content-Type:' -H 'Accept: application/vnd.docker.plugins.v1.2+json')
+
+# plugin_call ENDPOINT JSON: POSTs JSON to /ENDPOINT on the plugin socket,
+# prints the body.
+plugin_call() {
+	curl -s --max-time 30 --unix-socket "$VD_SOCK" "${PLUGIN_HDRS[@]}" -X POST \
+		--data-binary "$2" "http://localhost/$1"
+}
+
+# plugin_req METHOD ENDPOINT [CURL-ARGS...]: PSTATUS = HTTP status (000 when
+# no answer), PBODY = body.
+plugin_req() {
+	local method=$1 ep=$2 out
+	shift 2
+	out=$(curl -s --max-time 30 --unix-socket "$VD_SOCK" "${PLUGIN_HDRS[@]}" -X "$method" \
+		-w '\n%{http_code}' "$@" "http://localhost/$ep")
+	PSTATUS=${out##*$'\n'}
+	PBODY=${out%$'\n'*}
+}
+
+# ---------------------------------------------------------------- dockerd
+
+docker() {
+	"$DOCKER_BIN" "$@"
+}
+
+# drun ARGS...: docker run without a network.
+drun() {
+	"$DOCKER_BIN" run --network none "$@"
+}
+
+dockerd_start() {
+	command -v dockerd >/dev/null || fail "dockerd not installed (make deps-test)"
+	D=$T/d
+	mkdir -p "$D" "$T/dockercfg"
+	cat >"$D/daemon.json" <<-EOF
+		{"iptables": false, "ip6tables": false, "ip-forward": false, "bridge": "none",
+		 "storage-driver": "overlay2", "deprecated-key-path": "$D/key.json"}
+	EOF
+	dockerd --config-file "$D/daemon.json" --data-root "$D/root" --exec-root "$D/exec" \
+		--pidfile "$D/pid" -H "unix://$D/sock" >"$D/dockerd.log" 2>&1 &
+	DOCKERD_PID=$!
+	record "pid $DOCKERD_PID"
+	export DOCKER_HOST=unix://$D/sock
+	export DOCKER_CONFIG=$T/dockercfg
+	local deadline=$((SECONDS + 60))
+	until "$DOCKER_BIN" info >/dev/null 2>&1; do
+		kill -0 "$DOCKERD_PID" 2>/dev/null || { DOCKERD_PID=""; fail "dockerd exited at start"; }
+		((SECONDS >= deadline)) && fail "dockerd not ready within 60 s"
+		sleep 0.1
+	done
+}
+
+# pids_mentioning DIR: processes whose command line names DIR (the
+# containerd and shims this test's dockerd started).
+pids_mentioning() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+		[[ $cmd == *"$1"* ]] && echo "${p#/proc/}"
+	done
+	return 0
+}
+
+dockerd_stop() {
+	[[ -n $D ]] || return 0
+	if [[ -n $DOCKERD_PID ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+		# Kill containers first (SIGKILL): a stop would wait out their timeout.
+		local ids
+		ids=$(timeout 20 "$DOCKER_BIN" ps -aq 2>/dev/null)
+		[[ -n $ids ]] && timeout 60 "$DOCKER_BIN" rm -f $ids >/dev/null 2>&1
+		kill -TERM "$DOCKERD_PID"
+		local i
+		for ((i = 0; i < 300; i++)); do
+			kill -0 "$DOCKERD_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		kill -0 "$DOCKERD_PID" 2>/dev/null && kill -KILL "$DOCKERD_PID" 2>/dev/null
+	fi
+	[[ -n $DOCKERD_PID ]] && wait "$DOCKERD_PID" 2>/dev/null
+	DOCKERD_PID=""
+	local p
+	for p in $(pids_mentioning "$D/"); do
+		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
+		kill -KILL "$p" 2>/dev/null
+	done
+	is_mounted "$D/exec/netns/default" && umount "$D/exec/netns/default" 2>/dev/null
+	unmount_under "$D"
+	return 0
+}
+
+# image_import: the vd-busybox image (busybox-static and a few links).
+image_import() {
+	local bb rootfs=$T/rootfs l
+	for bb in /bin/busybox /usr/bin/busybox; do [[ -x $bb ]] && break; done
+	[[ -x $bb ]] || fail "busybox not installed (busybox-static)"
+	file -L "$bb" 2>/dev/null | grep -q 'statically linked' || ldd "$bb" 2>&1 | grep -q 'not a dynamic' ||
+		fail "$bb is not static (install busybox-static)"
+	mkdir -p "$rootfs/bin" "$rootfs/tmp" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/etc"
+	cp "$bb" "$rootfs/bin/busybox"
+	echo from-the-image >"$rootfs/etc/vd-marker"
+	for l in sh cat echo dd sleep ls df mkdir rm test true false wc sync touch stat head tail grep \
+		seq cut sed mount printf; do
+		ln -sf busybox "$rootfs/bin/$l"
+	done
+	tar -C "$rootfs" -c . | "$DOCKER_BIN" import -c 'ENV PATH=/bin' - "$IMAGE" >/dev/null ||
+		fail "docker import failed"
+	rm -rf "$rootfs"
+}
+
+# ---------------------------------------------------------------- cleanup
+
+sanitizer_check() {
+	[[ -s $VD_LOG ]] || return 0
+	if grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$VD_LOG"; then
+		echo "FAIL: sanitizer report in the volumed log:" >&2
+		grep -E -A 25 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$VD_LOG" | head -60 >&2
+		return 1
+	fi
+	return 0
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	trap - EXIT INT TERM HUP
+	# dockerd first, while volumed still answers the Unmounts of the
+	# containers it removes (a dead plugin costs 15 s of retries per call).
+	dockerd_stop
+	volumed_stop
+	[[ -n ${VD_EXTRA_PIDS:-} ]] && for p in $VD_EXTRA_PIDS; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	unmount_under "$T"
+	detach_loops_under "$T"
+	rm -f "$VD_SOCK"
+	sanitizer_check || rc=1
+	if ((rc != 0)) && [[ -n ${VD_ITEST_KEEP:-} ]]; then
+		mkdir -p "$VD_ITEST_KEEP"
+		cp "$VD_LOG" "$VD_ITEST_KEEP/volumed.log" 2>/dev/null
+		[[ -n $D ]] && cp "$D/dockerd.log" "$VD_ITEST_KEEP/dockerd.log" 2>/dev/null
+	fi
+	if [[ -z $(mountpoints | awk -v d="$T" 'index($0, d "/") == 1') ]]; then
+		rm -rf --one-file-system "$T"
+	else
+		echo "cleanup: mounts remain under $T, not removing it" >&2
+	fi
+	exit "$rc"
+}
+
+trap cleanup EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+trap 'exit 129' HUP
