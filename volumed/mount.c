@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <limits.h>
 #include <linux/loop.h>
 #include <poll.h>
@@ -596,6 +597,37 @@ static int loop_attach(int image_fd, const char *image, char *path, size_t pathl
 	return r;
 }
 
+/* The loop device already backed by the image, if any: its file system may
+ * still be mounted elsewhere (a container's bind mount outlives the host
+ * mount someone removed by hand). Mounting that device again shares the
+ * one file system; a second device on the same image would corrupt it. */
+static int loop_find(int image_fd, char *path, size_t pathlen)
+{
+	struct stat st;
+	DIR *dir = opendir("/sys/block");
+	if (fstat(image_fd, &st) < 0 || !dir) {
+		if (dir)
+			closedir(dir);
+		return -ENOENT;
+	}
+	int found = -ENOENT, nr;
+	struct dirent *e;
+	while (found < 0 && (e = readdir(dir))) {
+		if (sscanf(e->d_name, "loop%d", &nr) != 1)
+			continue;
+		snprintf(path, pathlen, "/dev/loop%d", nr);
+		int fd = open(path, O_RDONLY | O_CLOEXEC);
+		struct loop_info64 info;
+		if (fd >= 0 && ioctl(fd, LOOP_GET_STATUS64, &info) == 0 &&
+		    info.lo_device == st.st_dev && info.lo_inode == st.st_ino)
+			found = fd;
+		else if (fd >= 0)
+			close(fd);
+	}
+	closedir(dir);
+	return found;
+}
+
 static int mkdir_target(const char *target, struct vd_err *err)
 {
 	struct stat st;
@@ -624,7 +656,10 @@ int vd_mount_image(const char *image, const char *target, const char *fstype,
 		return vd_err_set(err, -errno, "open image %s: %s", image, strerror(errno));
 
 	char dev[32];
-	int loop_fd = loop_attach(image_fd, image, dev, sizeof(dev), err);
+	int loop_fd = loop_find(image_fd, dev, sizeof(dev));
+	bool attached_here = loop_fd < 0;
+	if (attached_here)
+		loop_fd = loop_attach(image_fd, image, dev, sizeof(dev), err);
 	close(image_fd);   /* the loop device holds its own reference */
 	if (loop_fd < 0)
 		return loop_fd;
@@ -633,7 +668,8 @@ int vd_mount_image(const char *image, const char *target, const char *fstype,
 	if (mount(dev, target, fstype, 0, NULL) < 0) {
 		r = vd_err_set(err, -errno, "mount %s (%s, image %s) on %s: %s", dev, fstype, image,
 			       target, strerror(errno));
-		ioctl(loop_fd, LOOP_CLR_FD);
+		if (attached_here)
+			ioctl(loop_fd, LOOP_CLR_FD);
 	}
 	close(loop_fd);   /* autoclear now frees the device with the last unmount */
 	return r;

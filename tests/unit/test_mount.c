@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,14 +303,14 @@ static int fixture_setup(void **state)
 	return 0;
 }
 
-/* The loop device backed by path, as "loopN" in buf; 0 when there is none. */
+/* How many loop devices path backs; the first as "loopN" in buf. */
 static int loop_of(const char *path, char *buf, size_t len)
 {
 	glob_t g;
 	int found = 0;
 	if (glob("/sys/block/loop*/loop/backing_file", 0, NULL, &g) != 0)
 		return 0;
-	for (size_t i = 0; i < g.gl_pathc && !found; i++) {
+	for (size_t i = 0; i < g.gl_pathc; i++) {
 		char backing[PATH_MAX] = "";
 		FILE *fp = fopen(g.gl_pathv[i], "re");
 		if (!fp)
@@ -320,8 +321,8 @@ static int loop_of(const char *path, char *buf, size_t len)
 		if (strcmp(backing, path) == 0) {
 			/* "/sys/block/loopN/loop/backing_file" -> "loopN" */
 			const char *name = g.gl_pathv[i] + strlen("/sys/block/");
-			snprintf(buf, len, "%.*s", (int)strcspn(name, "/"), name);
-			found = 1;
+			if (!found++)
+				snprintf(buf, len, "%.*s", (int)strcspn(name, "/"), name);
 		}
 	}
 	globfree(&g);
@@ -505,6 +506,38 @@ static void test_image_ext4(void **state)
 	assert_true(loop_released(f->image));
 }
 
+/* The host mount removed by hand while a bind mount (a container's) still
+ * holds the file system: mounting again reuses the same loop device. */
+static void test_image_reuses_live_loop(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_err err = VD_ERR_INIT;
+	char bind[160], dev1[32], dev2[32], path[200];
+	if (!can_mount())
+		skip();
+	snprintf(bind, sizeof(bind), "%s/bind", f->dir);
+	assert_int_equal(mkdir(bind, 0755), 0);
+	assert_int_equal(vd_mount_make_sparse(f->image, 32ULL << 20, &err), 0);
+	assert_int_equal(vd_mount_mkfs(f->image, "ext4", &err), 0);
+	assert_int_equal(vd_mount_image(f->image, f->target, "ext4", &err), 0);
+	assert_true(loop_of(f->image, dev1, sizeof(dev1)));
+	assert_int_equal(mount(f->target, bind, NULL, MS_BIND, NULL), 0);
+	assert_int_equal(umount2(f->target, 0), 0);
+	assert_int_equal(vd_mount_image(f->image, f->target, "ext4", &err), 0);
+	assert_int_equal(loop_of(f->image, dev2, sizeof(dev2)), 1);
+	assert_string_equal(dev1, dev2);
+	/* One file system: a file written through one path shows in the other. */
+	snprintf(path, sizeof(path), "%s/shared", bind);
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	assert_true(fd >= 0);
+	close(fd);
+	snprintf(path, sizeof(path), "%s/shared", f->target);
+	assert_int_equal(access(path, F_OK), 0);
+	assert_int_equal(umount2(bind, 0), 0);
+	assert_int_equal(vd_mount_unmount(f->target, &err), 0);
+	assert_true(loop_released(f->image));
+}
+
 static void test_image_xfs(void **state)
 {
 	struct fixture *f = *state;
@@ -604,6 +637,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_mkfs_fails_with_output, fixture_setup,
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_image_ext4, fixture_setup, fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_image_reuses_live_loop, fixture_setup,
+						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_image_xfs, fixture_setup, fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_image_mount_fails, fixture_setup,
 						fixture_teardown),
