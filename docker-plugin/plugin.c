@@ -49,6 +49,8 @@ struct endpoint {
 	unsigned args;
 	int has_err;          /* the reply carries "Err" */
 	endpoint_fn fn;
+	/* Or: writes the whole reply body as JSON text itself. */
+	int (*text_fn)(struct vd_core *core, char **ret_body, struct vd_err *err);
 };
 
 /* Sets key to a new string; -ENOMEM when it cannot be built. */
@@ -72,9 +74,9 @@ static const char *view_string(const json_t *view, const char *key)
 	return s ? s : "";
 }
 
-/* A core view as the protocol's Volume: Name, Mountpoint, CreatedAt and,
- * when asked, Status. NULL when out of memory. */
-static json_t *volume_from_view(const json_t *view, int with_status)
+/* A core view as the protocol's Volume: Name, Mountpoint, CreatedAt and
+ * Status. NULL when out of memory. */
+static json_t *volume_from_view(const json_t *view)
 {
 	json_t *v = json_pack("{s:s,s:s}", "Name", view_string(view, "name"),
 			      "Mountpoint", view_string(view, "mountpoint"));
@@ -84,7 +86,7 @@ static json_t *volume_from_view(const json_t *view, int with_status)
 	if (created && json_object_set_new(v, "CreatedAt", json_string(created)) < 0)
 		goto fail;
 	json_t *status = json_object_get(view, "status");
-	if (with_status && json_is_object(status) &&
+	if (json_is_object(status) &&
 	    json_object_set_new(v, "Status", json_deep_copy(status)) < 0)
 		goto fail;
 	return v;
@@ -161,47 +163,53 @@ static int do_get(struct vd_core *core, const struct plugin_args *a, json_t *rep
 	int r = vd_core_inspect(core, a->name, &view, err);
 	if (r < 0)
 		return r;
-	r = set_new(reply, "Volume", volume_from_view(view, 1), err);
+	r = set_new(reply, "Volume", volume_from_view(view), err);
 	json_decref(view);
 	return r;
 }
 
-static int do_list(struct vd_core *core, const struct plugin_args *a, json_t *reply,
-		   struct vd_err *err)
+/* List can carry thousands of volumes: its reply is written as text
+ * straight from the catalog, with no tree of JSON values in between. */
+static int list_visit(const struct vd_volume_brief *v, void *userdata)
 {
-	json_t *views = NULL, *volumes = json_array(), *view;
-	size_t i;
-	int r;
-	(void)a;
-	if (!volumes)
-		return vd_err_set(err, -ENOMEM, "cannot build the volume list");
-	r = vd_core_list(core, &views, err);
-	if (r < 0)
-		goto out;
-	json_array_foreach(views, i, view) {
-		if (json_array_append_new(volumes, volume_from_view(view, 0)) < 0) {
-			r = vd_err_set(err, -ENOMEM, "cannot build the volume list");
-			goto out;
-		}
+	struct vd_json_text *t = userdata;
+	vd_json_text_raw(t, t->data[t->len - 1] == '[' ? "{\"Name\":" : ",{\"Name\":");
+	vd_json_text_string(t, v->name);
+	vd_json_text_raw(t, ",\"Mountpoint\":");
+	vd_json_text_string(t, v->mountpoint);
+	vd_json_text_raw(t, ",\"CreatedAt\":");
+	vd_json_text_string(t, v->created_at);
+	vd_json_text_raw(t, "}");
+	return t->failed ? -ENOMEM : 0;
+}
+
+static int do_list_text(struct vd_core *core, char **ret_body, struct vd_err *err)
+{
+	struct vd_json_text t = { 0 };
+	vd_json_text_raw(&t, "{\"Volumes\":[");
+	int r = t.failed ? -ENOMEM : vd_core_foreach(core, list_visit, &t, err);
+	vd_json_text_raw(&t, "],\"Err\":\"\"}");
+	char *body = vd_json_text_take(&t);
+	if (r == 0 && !body)
+		r = -ENOMEM;
+	if (r < 0) {
+		free(body);
+		return r == -ENOMEM ? vd_err_set(err, r, "cannot build the volume list") : r;
 	}
-	r = set_new(reply, "Volumes", volumes, err);
-	volumes = NULL;
-out:
-	json_decref(views);
-	json_decref(volumes);
-	return r;
+	*ret_body = body;
+	return 0;
 }
 
 static const struct endpoint endpoints[] = {
-	{ "/Plugin.Activate", "activate", 0, 0, do_activate },
-	{ "/VolumeDriver.Capabilities", "capabilities", 0, 0, do_capabilities },
-	{ "/VolumeDriver.Create", "create", ARG_NAME | ARG_OPTS, 1, do_create },
-	{ "/VolumeDriver.Remove", "remove", ARG_NAME, 1, do_remove },
-	{ "/VolumeDriver.Mount", "mount", ARG_NAME | ARG_ID, 1, do_mount },
-	{ "/VolumeDriver.Unmount", "unmount", ARG_NAME | ARG_ID, 1, do_unmount },
-	{ "/VolumeDriver.Path", "path", ARG_NAME, 1, do_path },
-	{ "/VolumeDriver.Get", "get", ARG_NAME, 1, do_get },
-	{ "/VolumeDriver.List", "list", 0, 1, do_list },
+	{ "/Plugin.Activate", "activate", 0, 0, do_activate, NULL },
+	{ "/VolumeDriver.Capabilities", "capabilities", 0, 0, do_capabilities, NULL },
+	{ "/VolumeDriver.Create", "create", ARG_NAME | ARG_OPTS, 1, do_create, NULL },
+	{ "/VolumeDriver.Remove", "remove", ARG_NAME, 1, do_remove, NULL },
+	{ "/VolumeDriver.Mount", "mount", ARG_NAME | ARG_ID, 1, do_mount, NULL },
+	{ "/VolumeDriver.Unmount", "unmount", ARG_NAME | ARG_ID, 1, do_unmount, NULL },
+	{ "/VolumeDriver.Path", "path", ARG_NAME, 1, do_path, NULL },
+	{ "/VolumeDriver.Get", "get", ARG_NAME, 1, do_get, NULL },
+	{ "/VolumeDriver.List", "list", 0, 1, NULL, do_list_text },
 };
 
 static const struct endpoint *endpoint_find(const char *path)
@@ -404,12 +412,17 @@ void vd_plugin_handle(void *core, const struct vd_http_request *req,
 			rc = parse_args(root, ep->args, &args, &err);
 		status = rc < 0 ? 400 : 200;
 	}
-	if (rc == 0)
+	if (rc == 0 && ep->text_fn)
+		rc = ep->text_fn(core, &resp->body, &err);
+	else if (rc == 0)
 		reply = run(core, ep, &args, &rc, &err);
 	if (rc < 0)
 		reply = json_pack("{s:o}", "Err", error_string(&err, rc));
 	vd_log_op("docker", ep ? ep->op : "unknown", args.name, vd_now_ms() - start, rc,
 		  rc < 0 ? error_text(&err, rc) : NULL);
 	json_decref(root);
-	vd_http_reply_json(resp, status, reply);
+	if (reply || rc < 0)
+		vd_http_reply_json(resp, status, reply);
+	else
+		resp->status = status;
 }

@@ -133,6 +133,16 @@ static json_t *view_status(struct vd_core *core, const struct vd_backend *b,
 	return status;
 }
 
+/* Where the volume is mounted here, or where the driver would mount it. */
+static char *volume_mountpoint(const struct vd_backend *b, const json_t *doc,
+			       const json_t *record)
+{
+	if (record)
+		return strdup(vd_doc_str(record, "path"));
+	return b->ops->mountpoint(b->priv, vd_doc_str(doc, "name"), json_object_get(doc, "spec"),
+				  json_object_get(doc, "data"));
+}
+
 static json_t *view_of(struct vd_core *core, const json_t *doc)
 {
 	const char *name = vd_doc_str(doc, "name");
@@ -140,9 +150,7 @@ static json_t *view_of(struct vd_core *core, const json_t *doc)
 	if (!b)
 		return NULL;
 	json_t *record = vd_node_record(core->node, name);
-	char *mountpoint = record ? strdup(vd_doc_str(record, "path"))
-				  : b->ops->mountpoint(b->priv, name, json_object_get(doc, "spec"),
-						       json_object_get(doc, "data"));
+	char *mountpoint = volume_mountpoint(b, doc, record);
 	json_t *view = json_pack("{s:s, s:s, s:s, s:s, s:O, s:o}", "name", name, "driver",
 				 b->ops->name, "created_at", vd_doc_str(doc, "created_at"),
 				 "mountpoint", mountpoint ? mountpoint : "", "options",
@@ -184,6 +192,42 @@ int vd_core_list(struct vd_core *core, json_t **ret_views, struct vd_err *err)
 	json_decref(docs);
 	*ret_views = views;
 	return 0;
+}
+
+static int visit_one(struct vd_core *core, const json_t *doc, vd_core_visit_fn fn,
+		     void *userdata)
+{
+	const char *name = vd_doc_str(doc, "name");
+	const struct vd_backend *b = vd_backend_find(core->backends, vd_doc_str(doc, "driver"));
+	if (!b)
+		return 0;
+	json_t *record = vd_node_record(core->node, name);
+	char *mountpoint = volume_mountpoint(b, doc, record);
+	struct vd_volume_brief brief = {
+		.name = name,
+		.driver = b->ops->name,
+		.created_at = vd_doc_str(doc, "created_at"),
+		.mountpoint = mountpoint ? mountpoint : "",
+	};
+	int r = fn(&brief, userdata);
+	free(mountpoint);
+	json_decref(record);
+	return r;
+}
+
+int vd_core_foreach(struct vd_core *core, vd_core_visit_fn fn, void *userdata,
+		    struct vd_err *err)
+{
+	json_t *docs, *doc;
+	size_t i;
+	int r = vd_catalog_list(core->catalog, &docs, err);
+	if (r < 0)
+		return r;
+	json_array_foreach(docs, i, doc)
+		if ((r = visit_one(core, doc, fn, userdata)) != 0)
+			break;
+	json_decref(docs);
+	return r;
 }
 
 static long long rss_bytes(void)

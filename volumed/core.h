@@ -57,6 +57,20 @@ int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id
 int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
 		    struct vd_err *err);
 
+/* What a listing needs of a volume; borrowed for the duration of a visit. */
+struct vd_volume_brief {
+	const char *name;
+	const char *driver;
+	const char *created_at;
+	const char *mountpoint;   /* as in the view */
+};
+typedef int (*vd_core_visit_fn)(const struct vd_volume_brief *brief, void *userdata);
+
+/* Calls fn for every volume, sorted by name, without building views; a
+ * non-zero return from fn stops the walk and is returned. */
+int vd_core_foreach(struct vd_core *core, vd_core_visit_fn fn, void *userdata,
+		    struct vd_err *err);
+
 /* All volumes' views, sorted by name: a JSON array. */
 int vd_core_list(struct vd_core *core, json_t **ret_views, struct vd_err *err);
 
