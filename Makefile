@@ -30,13 +30,15 @@ REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
 PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl
 
-.PHONY: all deps deps-test run test unit fuzz-replay integ bench fuzz clean
+.PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ bench fuzz clean
 all: $(PROGRAMS)
 
 deps:
 	@scripts/deps.sh build
 deps-test:
 	@scripts/deps.sh build test
+deps-fuzz:
+	@scripts/deps.sh build test fuzz
 
 Q := $(if $(V),,@)
 
@@ -75,8 +77,10 @@ $(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-run: deps all
-	@mkdir -p /var/lib/volumed /run/volumed
+# Each entry point installs what is missing first, then builds in a new make
+# so that pkg-config's flags are read after the packages exist.
+run: deps
+	@$(MAKE) --no-print-directory all
 	exec $(BUILD)/bin/volumed
 
 unit: $(UNIT_BINS)
@@ -92,12 +96,13 @@ test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(REPLAY_BINS)
 	@$(MAKE) --no-print-directory unit fuzz-replay integ
 
-bench: deps-test all
+bench: deps-test
+	@$(MAKE) --no-print-directory all
 	@BUILD=$(BUILD) bench/run.sh
 
 # libFuzzer builds (clang): make fuzz FUZZ_SECONDS=60
 FUZZ_SECONDS ?= 30
-fuzz: deps-test
+fuzz: deps-fuzz
 	@BUILD=$(BUILD) tests/fuzz/fuzz.sh $(FUZZ_SECONDS)
 
 clean:

@@ -2,18 +2,21 @@
 # Installs the Debian packages volumed needs, only those missing.
 #   scripts/deps.sh build        to build and run
 #   scripts/deps.sh build test   to run the tests and benchmarks too
+#   scripts/deps.sh build test fuzz   and the libFuzzer builds
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 	e2fsprogs xfsprogs util-linux)
-test_pkgs=(libcmocka-dev docker.io busybox-static clang libclang-rt-14-dev procps)
+test_pkgs=(libcmocka-dev docker.io busybox-static procps curl python3)
+fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=()
 for set in "$@"; do
 	case $set in
 	build) want+=("${build_pkgs[@]}") ;;
 	test) want+=("${test_pkgs[@]}") ;;
-	*) echo "deps.sh: unknown set '$set' (allowed: build, test)" >&2; exit 2 ;;
+	fuzz) want+=("${fuzz_pkgs[@]}") ;;
+	*) echo "deps.sh: unknown set '$set' (allowed: build, test, fuzz)" >&2; exit 2 ;;
 	esac
 done
 
