@@ -524,16 +524,23 @@ int vd_run(char *const argv[], int timeout_sec, struct vd_err *err)
 
 int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err)
 {
-	/* Lazy init and no discard: the image is a fresh sparse file (all
-	 * zeroes), so there is nothing to initialize or discard. */
+	/* The image is a fresh sparse file, all zeroes: nothing to discard,
+	 * and no inode table for the kernel to zero later (which would also
+	 * fill the sparse file). */
 	char *const ext4[] = { "mkfs.ext4", "-q", "-F", "-E",
-			       "nodiscard,lazy_itable_init=1,lazy_journal_init=1", (char *)path, NULL };
+			       "nodiscard,assume_storage_prezeroed=1", (char *)path, NULL };
+	/* Docker copies an image's files only into an empty volume: a new
+	 * volume must not show lost+found (fsck makes it again if needed). */
+	char *const ext4_empty[] = { "debugfs", "-w", "-R", "rmdir lost+found", (char *)path, NULL };
 	char *const xfs[] = { "mkfs.xfs", "-q", "-f", "-K", (char *)path, NULL };
 
 	if (!fstype || (strcmp(fstype, "ext4") != 0 && strcmp(fstype, "xfs") != 0))
 		return vd_err_set(err, -EINVAL, "filesystem type '%s' is not supported; "
 				  "supported: ext4, xfs", fstype ? fstype : "(null)");
-	return vd_run(strcmp(fstype, "ext4") == 0 ? ext4 : xfs, MKFS_TIMEOUT_SEC, err);
+	if (strcmp(fstype, "xfs") == 0)
+		return vd_run(xfs, MKFS_TIMEOUT_SEC, err);
+	int r = vd_run(ext4, MKFS_TIMEOUT_SEC, err);
+	return r < 0 ? r : vd_run(ext4_empty, MKFS_TIMEOUT_SEC, err);
 }
 
 /* ---- loop devices and mounts --------------------------------------------- */

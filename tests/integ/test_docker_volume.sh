@@ -89,6 +89,14 @@ wait_until 5 refs_are cu 0 ||
 assert_eq "false" "$(volctl --json inspect cu | jget status.mounted)" "mounted after that container"
 assert_ok docker volume rm cu
 
+scenario "a new sized volume is empty, so Docker copies the image's files into it"
+assert_ok docker volume create -d "$DRV" -o size=16Mi cusized
+assert_ok drun --rm -v cusized:/etc "$IMAGE" sh -c 'cat /etc/vd-marker; ls -d /etc/lost+found 2>&1; true'
+assert_contains "$OUT" "from-the-image" "image content copied into a new sized volume"
+assert_contains "$OUT" "No such file" "a new sized volume has no lost+found"
+wait_until 5 refs_are cusized 0 || fail "refs of cusized after its container: $(refs_of cusized)"
+assert_ok docker volume rm cusized
+
 scenario "docker run --volume-driver creates the volume on first use"
 assert_ok drun --rm --volume-driver "$DRV" -v auto:/data "$IMAGE" sh -c 'echo auto > /data/a'
 assert_contains "$(vol_list)" "auto" "volctl ls after an implicit create"

@@ -1,6 +1,7 @@
 /* test_mount.c — mountinfo parsing, vd_run, sparse files, and (as root) a
  * real image: mkfs, loop mount, ENOSPC, unmount, loop device released.
  * Fixtures unmount and detach whatever a failed assertion left behind. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
@@ -451,6 +452,19 @@ static void fill_until_enospc(const char *dir, uint64_t limit)
 	assert_true(written > limit / 4);   /* most of the disk was usable */
 }
 
+static int dir_is_empty(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	int empty = 1;
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			empty = 0;
+	closedir(d);
+	return empty;
+}
+
 static void check_mounted_on_loop(const struct fixture *f)
 {
 	char dev[32], want[48];
@@ -478,6 +492,7 @@ static void test_image_ext4(void **state)
 	assert_int_equal(stat(f->target, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0755);
 	assert_int_equal(st.st_uid, 0);
+	assert_true(dir_is_empty(f->target));   /* no lost+found: Docker copies into it */
 
 	/* Idempotent: mounted already is 0, and no second loop device. */
 	assert_int_equal(vd_mount_image(f->image, f->target, "ext4", &err), 0);
