@@ -14,6 +14,7 @@
 #define VD_DRIVER_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "../volumed/err.h"
 
@@ -68,6 +69,52 @@ struct vd_driver_ops {
 	 * Optional. */
 	void (*describe)(void *priv, const json_t *spec, const json_t *data,
 			 json_t *status);
+
+	/* ---- optional capabilities (NULL: -EOPNOTSUPP) ---- */
+
+	/* The size in bytes of a spec (0: unlimited, e.g. a directory volume). */
+	uint64_t (*spec_size)(void *priv, const json_t *spec);
+
+	/* Controller side: grows the backing storage to new_size bytes (never
+	 * shrinks: a smaller size is 0, nothing done) and returns the new
+	 * spec. Where the volume is staged on this host, also grows its file
+	 * system. Blocks. Idempotent. */
+	int (*expand)(void *priv, const char *name, const json_t *spec, const json_t *data,
+		      uint64_t new_size, json_t **ret_spec, struct vd_err *err);
+
+	/* Node side: grows the staged file system to fill its storage. Blocks.
+	 * Idempotent (nothing to grow is 0). */
+	int (*node_expand)(void *priv, const char *name, const json_t *spec,
+			   const json_t *data, struct vd_err *err);
+
+	/* Copies the volume's content, consistently (a staged file system is
+	 * frozen for the copy), into the snapshot snap_id. ret_bytes is the
+	 * snapshot's size. Blocks. Idempotent per snap_id. */
+	int (*snapshot_create)(void *priv, const char *name, const json_t *spec,
+			       const json_t *data, const char *snap_id,
+			       uint64_t *ret_bytes, struct vd_err *err);
+	/* Deletes snapshot snap_id. Idempotent: absent is 0. */
+	int (*snapshot_delete)(void *priv, const char *snap_id, struct vd_err *err);
+
+	/* Like create, but the new volume starts with the content of snapshot
+	 * snap_id (source_volume NULL) or of the volume source_volume (with its
+	 * spec and data). The new spec may be larger than the source, never
+	 * smaller. Blocks. Idempotent. */
+	int (*create_from)(void *priv, const char *name, const json_t *spec,
+			   const char *snap_id, const char *source_volume,
+			   const json_t *source_spec, const json_t *source_data,
+			   json_t **ret_data, struct vd_err *err);
+
+	/* Node side, block access: attaches the volume as a block device
+	 * (without mounting it) and returns the device path; detach undoes it.
+	 * Blocks. Idempotent. */
+	int (*block_attach)(void *priv, const char *name, const json_t *spec,
+			    const json_t *data, char **ret_device, struct vd_err *err);
+	int (*block_detach)(void *priv, const char *name, const json_t *spec,
+			    const json_t *data, struct vd_err *err);
+
+	/* Bytes available for new volumes (GetCapacity). Optional. */
+	int (*capacity)(void *priv, uint64_t *ret_bytes, struct vd_err *err);
 };
 
 /* The registry: every driver this build has, listed explicitly. */
