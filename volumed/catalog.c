@@ -92,22 +92,55 @@ static int check_same(const json_t *doc, const char *driver, const json_t *spec,
 }
 
 static json_t *doc_new(const char *name, const char *driver, const json_t *opts,
-		       json_t *spec)
+		       json_t *spec, const struct vd_source *src)
 {
 	char created[32];
 	vd_time_rfc3339(created, sizeof(created));
-	return json_pack("{s:s, s:s, s:o, s:o, s:n, s:s, s:s, s:{}, s:I}", "name", name,
-			 "driver", driver, "options", opts ? json_deep_copy(opts) : json_object(),
-			 "spec", spec, "data", "created_at", created, "state", "creating",
-			 "attachments", "revision", (json_int_t)0);
+	json_t *doc = json_pack("{s:s, s:s, s:o, s:o, s:n, s:s, s:s, s:{}, s:I}", "name", name,
+				"driver", driver, "options",
+				opts ? json_deep_copy(opts) : json_object(), "spec", spec, "data",
+				"created_at", created, "state", "creating", "attachments",
+				"revision", (json_int_t)0);
+	if (doc && src && src->snapshot)
+		json_object_set_new(doc, "source", json_pack("{s:s}", "snapshot", src->snapshot));
+	else if (doc && src && src->volume)
+		json_object_set_new(doc, "source", json_pack("{s:s}", "volume", src->volume));
+	return doc;
+}
+
+/* Provisions the storage of a "creating" document (empty, or from src). */
+static int storage_create(struct vd_catalog *c, const struct vd_backend *b, const char *name,
+			  json_t *doc, const struct vd_source *src, json_t **ret_data,
+			  struct vd_err *err)
+{
+	const json_t *spec = json_object_get(doc, "spec");
+	if (!src)
+		return b->ops->create(b->priv, name, spec, ret_data, err);
+	if (!b->ops->create_from)
+		return vd_err_set(err, -EOPNOTSUPP, "driver %s cannot create a volume from a "
+				  "snapshot or another volume", b->ops->name);
+	if (src->snapshot)
+		return b->ops->create_from(b->priv, name, spec, src->snapshot, NULL, NULL, NULL,
+					   ret_data, err);
+	json_t *source = vd_docset_get(c->docs, src->volume);
+	if (!source)
+		return vd_err_set(err, -ENOENT, "source volume %s does not exist", src->volume);
+	int r = strcmp(vd_doc_str(source, "driver"), b->ops->name) != 0
+		? vd_err_set(err, -EINVAL, "source volume %s has driver %s, not %s", src->volume,
+			     vd_doc_str(source, "driver"), b->ops->name)
+		: b->ops->create_from(b->priv, name, spec, NULL, src->volume,
+				      json_object_get(source, "spec"),
+				      json_object_get(source, "data"), ret_data, err);
+	json_decref(source);
+	return r;
 }
 
 /* Provisions the storage of a "creating" document and publishes it ready. */
 static int create_storage(struct vd_catalog *c, const struct vd_backend *b, const char *name,
-			  json_t *doc, struct vd_err *err)
+			  json_t *doc, const struct vd_source *src, struct vd_err *err)
 {
 	json_t *data = NULL;
-	int r = b->ops->create(b->priv, name, json_object_get(doc, "spec"), &data, err);
+	int r = storage_create(c, b, name, doc, src, &data, err);
 	if (r < 0)
 		return r;
 	json_object_set_new(doc, "data", data ? data : json_null());
@@ -119,21 +152,39 @@ static int create_storage(struct vd_catalog *c, const struct vd_backend *b, cons
 	return r;
 }
 
+static int check_same_source(const json_t *doc, const struct vd_source *src, const char *name,
+			     struct vd_err *err)
+{
+	const json_t *have = json_object_get(doc, "source");
+	const char *snap = json_string_value(json_object_get(have, "snapshot"));
+	const char *vol = json_string_value(json_object_get(have, "volume"));
+	const char *want_snap = src ? src->snapshot : NULL, *want_vol = src ? src->volume : NULL;
+	if ((!snap && !want_snap) || (snap && want_snap && strcmp(snap, want_snap) == 0)) {
+		if ((!vol && !want_vol) || (vol && want_vol && strcmp(vol, want_vol) == 0))
+			return 0;
+	}
+	return vd_err_set(err, -EEXIST, "volume %s already exists with another content source; "
+			  "remove it first or use a new name", name);
+}
+
 static int create_locked(struct vd_catalog *c, const char *name, const struct vd_backend *b,
-			 const json_t *opts, json_t *spec, struct vd_err *err)
+			 const json_t *opts, json_t *spec, const struct vd_source *src,
+			 struct vd_err *err)
 {
 	json_t *existing = vd_docset_get(c->docs, name);
 	if (existing) {
 		int r = check_same(existing, b->ops->name, spec, name, err);
+		if (r == 0)
+			r = check_same_source(existing, src, name, err);
 		json_decref(existing);
 		json_decref(spec);
 		return r;
 	}
-	json_t *doc = doc_new(name, b->ops->name, opts, spec);
+	json_t *doc = doc_new(name, b->ops->name, opts, spec, src);
 	if (!doc)
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	int r = vd_docset_put(c->docs, name, doc, 0, err);
-	if (r == 0 && (r = create_storage(c, b, name, doc, err)) < 0) {
+	if (r == 0 && (r = create_storage(c, b, name, doc, src, err)) < 0) {
 		struct vd_err ignored = VD_ERR_INIT;
 		vd_docset_delete(c->docs, name, doc, &ignored);
 	}
@@ -141,8 +192,8 @@ static int create_locked(struct vd_catalog *c, const char *name, const struct vd
 	return r;
 }
 
-int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *driver,
-		      const json_t *opts, struct vd_err *err)
+int vd_catalog_create_from(struct vd_catalog *catalog, const char *name, const char *driver,
+			   const json_t *opts, const struct vd_source *src, struct vd_err *err)
 {
 	const struct vd_backend *b;
 	json_t *spec = NULL;
@@ -152,9 +203,15 @@ int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *
 	if ((r = b->ops->parse_options(b->priv, opts, &spec, err)) < 0)
 		return r;
 	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
-	r = create_locked(catalog, name, b, opts, spec, err);
+	r = create_locked(catalog, name, b, opts, spec, src, err);
 	vd_docset_unlock(catalog->docs, lock);
 	return r;
+}
+
+int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *driver,
+		      const json_t *opts, struct vd_err *err)
+{
+	return vd_catalog_create_from(catalog, name, driver, opts, NULL, err);
 }
 
 static int not_found(const char *name, struct vd_err *err)
@@ -227,6 +284,59 @@ int vd_catalog_remove(struct vd_catalog *catalog, const char *name, struct vd_er
 	return r;
 }
 
+static int expand_locked(struct vd_catalog *c, const char *name, uint64_t new_size,
+			 uint64_t *ret_size, struct vd_err *err)
+{
+	const struct vd_backend *b;
+	json_t *spec = NULL, *published = vd_docset_get(c->docs, name);
+	if (!published)
+		return not_found(name, err);
+	int r = vd_backend_get(c->backends, vd_doc_str(published, "driver"), &b, err);
+	if (r == 0 && (!b->ops->expand || !b->ops->spec_size))
+		r = vd_err_set(err, -EOPNOTSUPP, "driver %s cannot expand volumes", b->ops->name);
+	if (r == 0)
+		r = b->ops->expand(b->priv, name, json_object_get(published, "spec"),
+				   json_object_get(published, "data"), new_size, &spec, err);
+	if (r == 0 && !json_equal(spec, json_object_get(published, "spec"))) {
+		json_t *doc = vd_doc_edit(published);
+		json_object_set(doc, "spec", spec);
+		r = vd_docset_put(c->docs, name, doc, 1, err);
+		json_decref(doc);
+	}
+	if (r == 0)
+		*ret_size = b->ops->spec_size(b->priv, spec);
+	json_decref(spec);
+	json_decref(published);
+	return r;
+}
+
+int vd_catalog_expand(struct vd_catalog *catalog, const char *name, uint64_t new_size,
+		      uint64_t *ret_size, struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
+	r = expand_locked(catalog, name, new_size, ret_size, err);
+	vd_docset_unlock(catalog->docs, lock);
+	return r;
+}
+
+int vd_catalog_with_volume(struct vd_catalog *catalog, const char *name,
+			   int (*fn)(const json_t *doc, void *userdata), void *userdata,
+			   struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
+	json_t *doc = vd_docset_get(catalog->docs, name);
+	r = doc ? fn(doc, userdata) : not_found(name, err);
+	json_decref(doc);
+	vd_docset_unlock(catalog->docs, lock);
+	return r;
+}
+
 int vd_catalog_get(struct vd_catalog *catalog, const char *name, json_t **ret_doc,
 		   struct vd_err *err)
 {
@@ -250,17 +360,43 @@ size_t vd_catalog_count(struct vd_catalog *catalog)
 	return vd_docset_count(catalog->docs);
 }
 
+static const char *const access_names[] = { "single", "multi", "readonly" };
+
+static const char *attachment_access(const json_t *attachment)
+{
+	const char *a = json_string_value(json_object_get(attachment, "access"));
+	return a ? a : "single";
+}
+
+/* -EBUSY when another node's attachment excludes node_id's access. */
+static int attach_allowed(const json_t *doc, const char *name, const char *node_id,
+			  enum vd_access access, struct vd_err *err)
+{
+	const char *node;
+	json_t *a;
+	json_object_foreach(json_object_get(doc, "attachments"), node, a) {
+		if (strcmp(node, node_id) == 0)
+			continue;
+		if (access == VD_ACCESS_SINGLE || strcmp(attachment_access(a), "single") == 0)
+			return vd_err_set(err, -EBUSY, "volume %s is in use on node %s (%s access); "
+					  "release it there first, or use an access mode that "
+					  "several nodes can share", name, node, attachment_access(a));
+	}
+	return 0;
+}
+
 /* Publishes a copy of name's document with node_id's attachment set
  * (attach) or dropped (!attach). Caller holds name's lock. */
 static int attachment_change(struct vd_catalog *c, const char *name, const char *node_id,
-			     int attach, json_t **ret_doc, struct vd_err *err)
+			     int attach, enum vd_access access, json_t **ret_doc,
+			     struct vd_err *err)
 {
 	json_t *doc = vd_docset_get(c->docs, name);
 	if (!doc)
 		return attach ? not_found(name, err) : 0;
 	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
-	int r = 0;
-	if (present != attach) {
+	int r = attach && !present ? attach_allowed(doc, name, node_id, access, err) : 0;
+	if (r == 0 && present != attach) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);
 		json_decref(doc);
@@ -270,7 +406,9 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 		json_t *attachments = json_object_get(doc, "attachments");
 		vd_time_rfc3339(since, sizeof(since));
 		if (attach)
-			json_object_set_new(attachments, node_id, json_pack("{s:s}", "since", since));
+			json_object_set_new(attachments, node_id,
+					    json_pack("{s:s, s:s}", "since", since, "access",
+						      access_names[access]));
 		else
 			json_object_del(attachments, node_id);
 		r = vd_docset_put(c->docs, name, doc, 1, err);
@@ -282,24 +420,24 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 }
 
 static int ctl_change(void *ctl, const char *name, const char *node_id, int attach,
-		      json_t **ret_doc, struct vd_err *err)
+		      enum vd_access access, json_t **ret_doc, struct vd_err *err)
 {
 	struct vd_catalog *c = ctl;
 	struct vd_lock *lock = vd_docset_lock(c->docs, name);
-	int r = attachment_change(c, name, node_id, attach, ret_doc, err);
+	int r = attachment_change(c, name, node_id, attach, access, ret_doc, err);
 	vd_docset_unlock(c->docs, lock);
 	return r;
 }
 
-static int ctl_attach(void *ctl, const char *name, const char *node_id, json_t **ret_doc,
-		      struct vd_err *err)
+static int ctl_attach(void *ctl, const char *name, const char *node_id, enum vd_access access,
+		      json_t **ret_doc, struct vd_err *err)
 {
-	return ctl_change(ctl, name, node_id, 1, ret_doc, err);
+	return ctl_change(ctl, name, node_id, 1, access, ret_doc, err);
 }
 
 static int ctl_detach(void *ctl, const char *name, const char *node_id, struct vd_err *err)
 {
-	return ctl_change(ctl, name, node_id, 0, NULL, err);
+	return ctl_change(ctl, name, node_id, 0, VD_ACCESS_SINGLE, NULL, err);
 }
 
 static int ctl_attached(void *ctl, const char *node_id, json_t **ret_names, struct vd_err *err)

@@ -12,6 +12,7 @@
 #define VD_CATALOG_H
 
 #include <jansson.h>
+#include <stdint.h>
 
 #include "backends.h"
 #include "controller.h"
@@ -26,6 +27,27 @@ void vd_catalog_free(struct vd_catalog *catalog);
 /* Idempotent for the same driver and options; -EEXIST otherwise. */
 int vd_catalog_create(struct vd_catalog *catalog, const char *name, const char *driver,
 		      const json_t *opts, struct vd_err *err);
+/* Where a new volume's content comes from: a snapshot or another volume. */
+struct vd_source {
+	const char *snapshot;  /* a snapshot's name, or NULL */
+	const char *volume;    /* a volume's name, or NULL */
+};
+
+/* Like create, with the content of src (NULL: empty). Idempotent for the
+ * same driver, options and source. */
+int vd_catalog_create_from(struct vd_catalog *catalog, const char *name, const char *driver,
+			   const json_t *opts, const struct vd_source *src, struct vd_err *err);
+
+/* Grows a volume to at least new_size bytes; ret_size is its size after. */
+int vd_catalog_expand(struct vd_catalog *catalog, const char *name, uint64_t new_size,
+		      uint64_t *ret_size, struct vd_err *err);
+
+/* Runs fn with the volume's document while holding the volume's lock, so
+ * nothing changes the volume meanwhile (snapshots). -ENOENT when absent. */
+int vd_catalog_with_volume(struct vd_catalog *catalog, const char *name,
+			   int (*fn)(const json_t *doc, void *userdata), void *userdata,
+			   struct vd_err *err);
+
 /* -EBUSY while attached anywhere; -ENOENT when absent. */
 int vd_catalog_remove(struct vd_catalog *catalog, const char *name, struct vd_err *err);
 /* A shared read-only reference to a ready volume's document; -ENOENT. */

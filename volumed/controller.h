@@ -6,12 +6,15 @@
 
 #include <jansson.h>
 
+#include "access.h"
 #include "err.h"
 
 struct vd_controller_ops {
 	/* Records that node_id uses the volume and returns its document
-	 * ({"name","driver","spec","data",...}). Idempotent per node. */
-	int (*attach)(void *ctl, const char *name, const char *node_id,
+	 * ({"name","driver","spec","data",...}). Idempotent per node (the
+	 * first access recorded stays). -EBUSY naming the node when another
+	 * node's use excludes this one. */
+	int (*attach)(void *ctl, const char *name, const char *node_id, enum vd_access access,
 		      json_t **ret_doc, struct vd_err *err);
 	/* Drops node_id's attachment. Idempotent: not attached is 0. */
 	int (*detach)(void *ctl, const char *name, const char *node_id, struct vd_err *err);

@@ -9,13 +9,20 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "backends.h"
 #include "catalog.h"
 #include "docset.h"
+#include "names.h"
 #include "node.h"
+#include "snapshots.h"
 
 struct vd_core {
 	char *state_dir;
@@ -23,6 +30,7 @@ struct vd_core {
 	time_t started;
 	struct vd_backends *backends;
 	struct vd_catalog *catalog;
+	struct vd_snapshots *snapshots;
 	struct vd_node *node;
 };
 
@@ -65,6 +73,8 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 	    (r = vd_backend_get(core->backends, core->default_driver, &(const struct vd_backend *){ NULL },
 				err)) < 0 ||
 	    (r = vd_catalog_open(cfg->state_dir, core->backends, &core->catalog, err)) < 0 ||
+	    (r = vd_snapshots_open(cfg->state_dir, core->backends, core->catalog,
+				   &core->snapshots, err)) < 0 ||
 	    (r = vd_node_open(cfg->state_dir, cfg->node_id, core->backends,
 			      vd_catalog_controller(core->catalog), &core->node, err)) < 0)
 		goto fail;
@@ -80,6 +90,7 @@ void vd_core_free(struct vd_core *core)
 	if (!core)
 		return;
 	vd_node_free(core->node);
+	vd_snapshots_free(core->snapshots);
 	vd_catalog_free(core->catalog);
 	vd_backends_free(core->backends);
 	free(core->default_driver);
@@ -96,6 +107,26 @@ int vd_core_create(struct vd_core *core, const char *name, const char *driver,
 				 opts, err);
 }
 
+int vd_core_create_from(struct vd_core *core, const char *name, const char *driver,
+			const json_t *opts, const char *snapshot, const char *volume,
+			struct vd_err *err)
+{
+	struct vd_source src = { snapshot, volume };
+	json_t *snap = NULL;
+	int r = 0;
+	if (opts && !json_is_object(opts))
+		return vd_err_set(err, -EINVAL, "options must be an object of strings");
+	if (snapshot && (r = vd_snapshots_get(core->snapshots, snapshot, &snap, err)) < 0)
+		return r;
+	/* A snapshot's content can only go into a volume of its own driver. */
+	if (snap && !driver)
+		driver = vd_doc_str(snap, "driver");
+	r = vd_catalog_create_from(core->catalog, name, driver ? driver : core->default_driver,
+				   opts, snapshot || volume ? &src : NULL, err);
+	json_decref(snap);
+	return r;
+}
+
 int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err)
 {
 	return vd_catalog_remove(core->catalog, name, err);
@@ -104,7 +135,115 @@ int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err)
 int vd_core_mount(struct vd_core *core, const char *name, const char *mount_id,
 		  char **ret_path, struct vd_err *err)
 {
-	return vd_node_mount(core->node, name, mount_id, ret_path, err);
+	return vd_node_mount(core->node, name, mount_id, NULL, ret_path, err);
+}
+
+int vd_core_mount_ex(struct vd_core *core, const char *name, const char *mount_id,
+		     const struct vd_mount_opts *opts, char **ret_path, struct vd_err *err)
+{
+	return vd_node_mount(core->node, name, mount_id, opts, ret_path, err);
+}
+
+const char *vd_core_node_id(const struct vd_core *core)
+{
+	return vd_node_id(core->node);
+}
+
+/* One process, one node: the controller knows only its own node agent. */
+int vd_core_node_known(const struct vd_core *core, const char *node_id)
+{
+	return node_id && strcmp(node_id, vd_node_id(core->node)) == 0;
+}
+
+static int node_check(const struct vd_core *core, const char *node_id, struct vd_err *err)
+{
+	if (vd_core_node_known(core, node_id))
+		return 0;
+	return vd_err_set(err, -ENOENT, "unknown node '%.255s'; known: %s", node_id ? node_id : "",
+			  vd_node_id(core->node));
+}
+
+int vd_core_publish(struct vd_core *core, const char *name, const char *node_id,
+		    enum vd_access access, struct vd_err *err)
+{
+	struct vd_controller ctl = vd_catalog_controller(core->catalog);
+	json_t *doc = NULL;
+	int r = node_check(core, node_id, err);
+	if (r == 0 && (r = vd_name_check(name, err)) == 0)
+		r = ctl.ops->attach(ctl.ctl, name, node_id, access, &doc, err);
+	json_decref(doc);
+	return r;
+}
+
+int vd_core_unpublish(struct vd_core *core, const char *name, const char *node_id,
+		      struct vd_err *err)
+{
+	struct vd_controller ctl = vd_catalog_controller(core->catalog);
+	int r = node_check(core, node_id, err);
+	if (r < 0 || (r = vd_name_check(name, err)) < 0)
+		return r;
+	json_t *record = vd_node_record(core->node, name);
+	size_t refs = json_array_size(json_object_get(record, "mount_ids"));
+	json_decref(record);
+	if (refs)
+		return vd_err_set(err, -EBUSY, "volume %s is still mounted on node %s (%zu "
+				  "references); unmount it there first", name, node_id, refs);
+	return ctl.ops->detach(ctl.ctl, name, node_id, err);
+}
+
+int vd_core_expand(struct vd_core *core, const char *name, uint64_t new_size,
+		   uint64_t *ret_size, struct vd_err *err)
+{
+	return vd_catalog_expand(core->catalog, name, new_size, ret_size, err);
+}
+
+int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *err)
+{
+	json_t *doc;
+	const struct vd_backend *b;
+	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	if (r < 0)
+		return r;
+	r = vd_backend_get(core->backends, vd_doc_str(doc, "driver"), &b, err);
+	if (r == 0 && !b->ops->node_expand)
+		r = vd_err_set(err, -EOPNOTSUPP, "driver %s cannot expand volumes", b->ops->name);
+	if (r == 0)
+		r = b->ops->node_expand(b->priv, name, json_object_get(doc, "spec"),
+					json_object_get(doc, "data"), err);
+	json_decref(doc);
+	return r;
+}
+
+int vd_core_snapshot_create(struct vd_core *core, const char *name, const char *source,
+			    json_t **ret_snapshot, struct vd_err *err)
+{
+	return vd_snapshots_create(core->snapshots, name, source, ret_snapshot, err);
+}
+
+int vd_core_snapshot_delete(struct vd_core *core, const char *name, struct vd_err *err)
+{
+	return vd_snapshots_delete(core->snapshots, name, err);
+}
+
+int vd_core_snapshot_get(struct vd_core *core, const char *name, json_t **ret_snapshot,
+			 struct vd_err *err)
+{
+	return vd_snapshots_get(core->snapshots, name, ret_snapshot, err);
+}
+
+int vd_core_snapshot_list(struct vd_core *core, json_t **ret_snapshots, struct vd_err *err)
+{
+	return vd_snapshots_list(core->snapshots, ret_snapshots, err);
+}
+
+int vd_core_capacity(struct vd_core *core, const char *driver, uint64_t *ret_bytes,
+		     struct vd_err *err)
+{
+	const struct vd_backend *b;
+	int r = vd_backend_get(core->backends, driver ? driver : core->default_driver, &b, err);
+	if (r == 0 && !b->ops->capacity)
+		r = vd_err_set(err, -EOPNOTSUPP, "driver %s does not report capacity", b->ops->name);
+	return r < 0 ? r : b->ops->capacity(b->priv, ret_bytes, err);
 }
 
 int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id,
@@ -143,6 +282,11 @@ static char *volume_mountpoint(const struct vd_backend *b, const json_t *doc,
 				  json_object_get(doc, "data"));
 }
 
+static uint64_t volume_capacity(const struct vd_backend *b, const json_t *doc)
+{
+	return b->ops->spec_size ? b->ops->spec_size(b->priv, json_object_get(doc, "spec")) : 0;
+}
+
 static json_t *view_of(struct vd_core *core, const json_t *doc)
 {
 	const char *name = vd_doc_str(doc, "name");
@@ -156,6 +300,9 @@ static json_t *view_of(struct vd_core *core, const json_t *doc)
 				 "mountpoint", mountpoint ? mountpoint : "", "options",
 				 json_object_get(doc, "options"), "status",
 				 view_status(core, b, doc, record));
+	if (view)
+		json_object_set_new(view, "capacity_bytes",
+				    json_integer((json_int_t)volume_capacity(b, doc)));
 	free(mountpoint);
 	json_decref(record);
 	return view;
@@ -208,6 +355,8 @@ static int visit_one(struct vd_core *core, const json_t *doc, vd_core_visit_fn f
 		.driver = b->ops->name,
 		.created_at = vd_doc_str(doc, "created_at"),
 		.mountpoint = mountpoint ? mountpoint : "",
+		.capacity_bytes = volume_capacity(b, doc),
+		.attachments = json_object_get(doc, "attachments"),
 	};
 	int r = fn(&brief, userdata);
 	free(mountpoint);
@@ -227,6 +376,93 @@ int vd_core_foreach(struct vd_core *core, vd_core_visit_fn fn, void *userdata,
 		if ((r = visit_one(core, doc, fn, userdata)) != 0)
 			break;
 	json_decref(docs);
+	return r;
+}
+
+/* Whether path is where the record's volume is: its path or a bind target. */
+static int record_has_path(const json_t *record, const char *path)
+{
+	const char *id;
+	json_t *bind;
+	if (strcmp(vd_doc_str(record, "path"), path) == 0)
+		return 1;
+	json_object_foreach(json_object_get(record, "binds"), id, bind)
+		if (strcmp(vd_doc_str(bind, "target"), path) == 0)
+			return 1;
+	return 0;
+}
+
+static void stats_of_block(const char *path, struct vd_volume_stats *st)
+{
+	uint64_t bytes = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	st->block = 1;
+	if (fd < 0 || ioctl(fd, BLKGETSIZE64, &bytes) < 0) {
+		st->abnormal = 1;
+		snprintf(st->message, sizeof(st->message), "block device %s: %s", path,
+			 strerror(errno));
+	}
+	if (fd >= 0)
+		close(fd);
+	st->bytes_total = bytes;
+}
+
+static void stats_of_fs(const char *path, struct vd_volume_stats *st)
+{
+	struct statvfs vfs;
+	if (statvfs(path, &vfs) < 0) {
+		st->abnormal = 1;
+		snprintf(st->message, sizeof(st->message), "%s: %s", path, strerror(errno));
+		return;
+	}
+	st->bytes_total = (uint64_t)vfs.f_blocks * vfs.f_frsize;
+	st->bytes_available = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+	st->bytes_used = st->bytes_total - (uint64_t)vfs.f_bfree * vfs.f_frsize;
+	st->inodes_total = vfs.f_files;
+	st->inodes_free = vfs.f_ffree;
+	st->inodes_used = vfs.f_files - vfs.f_ffree;
+}
+
+/* A volume whose mount went away behind our back is abnormal. */
+static void stats_condition(struct vd_core *core, const char *name, const json_t *record,
+			    struct vd_volume_stats *st)
+{
+	const struct vd_backend *b = vd_backend_find(core->backends, vd_doc_str(record, "driver"));
+	struct vd_err err = VD_ERR_INIT;
+	if (st->abnormal || st->block || !b || !b->ops->is_staged)
+		return;
+	int r = b->ops->is_staged(b->priv, name, json_object_get(record, "spec"),
+				  json_object_get(record, "data"), &err);
+	if (r != 1) {
+		st->abnormal = 1;
+		snprintf(st->message, sizeof(st->message), "volume %s is not mounted at %s: %s",
+			 name, vd_doc_str(record, "path"), r < 0 ? vd_err_msg(&err) : "mount gone");
+	}
+}
+
+int vd_core_volume_stats(struct vd_core *core, const char *name, const char *path,
+			 struct vd_volume_stats *ret_stats, struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	json_t *record = vd_node_record(core->node, name);
+	if (!record)
+		return vd_err_set(err, -ENOENT, "volume %s is not mounted on node %s", name,
+				  vd_node_id(core->node));
+	struct vd_volume_stats st = { 0 };
+	if (!path || !record_has_path(record, path)) {
+		r = vd_err_set(err, -ENOENT, "volume %s is not mounted at %s on this node", name,
+			       path ? path : "(none)");
+	} else {
+		if (strcmp(vd_doc_str(record, "mode"), "block") == 0)
+			stats_of_block(path, &st);
+		else
+			stats_of_fs(path, &st);
+		stats_condition(core, name, record, &st);
+		*ret_stats = st;
+	}
+	json_decref(record);
 	return r;
 }
 

@@ -12,6 +12,9 @@
 
 #include <jansson.h>
 
+#include <stdint.h>
+
+#include "access.h"
 #include "err.h"
 
 struct vd_core;
@@ -36,6 +39,12 @@ void vd_core_free(struct vd_core *core);
 int vd_core_create(struct vd_core *core, const char *name, const char *driver,
 		   const json_t *opts, struct vd_err *err);
 
+/* Like create, with the content of the snapshot `snapshot` or of the
+ * volume `volume` (one of them non-NULL). Idempotent for the same source. */
+int vd_core_create_from(struct vd_core *core, const char *name, const char *driver,
+			const json_t *opts, const char *snapshot, const char *volume,
+			struct vd_err *err);
+
 /* Removes a volume and its storage. Mounted: -EBUSY naming who holds it. */
 int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err);
 
@@ -45,13 +54,62 @@ int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err);
 int vd_core_mount(struct vd_core *core, const char *name, const char *mount_id,
 		  char **ret_path, struct vd_err *err);
 
-/* Drops mount_id's reference; the last one unmounts. Unknown id: 0. */
+/* Like mount, with options: access mode, block device, and a target path
+ * the volume is also bound on (CSI staging and target paths). */
+int vd_core_mount_ex(struct vd_core *core, const char *name, const char *mount_id,
+		     const struct vd_mount_opts *opts, char **ret_path, struct vd_err *err);
+
+/* Drops mount_id's reference (unbinding its target, if any); the last one
+ * unmounts. Unknown id: 0. */
 int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id,
 		    struct vd_err *err);
 
+/* Controller: makes the volume available to node_id (CSI's
+ * ControllerPublishVolume). -ENOENT for an unknown volume or node; -EBUSY
+ * naming the node whose use excludes this one. Idempotent. */
+int vd_core_publish(struct vd_core *core, const char *name, const char *node_id,
+		    enum vd_access access, struct vd_err *err);
+/* Undoes publish; -EBUSY while node_id still mounts it. Idempotent. */
+int vd_core_unpublish(struct vd_core *core, const char *name, const char *node_id,
+		      struct vd_err *err);
+/* This node's id, and whether node_id is a node the controller knows. */
+const char *vd_core_node_id(const struct vd_core *core);
+int vd_core_node_known(const struct vd_core *core, const char *node_id);
+
+/* Grows a volume's storage to at least new_size bytes (and its file system
+ * where it is mounted here); ret_size is the size after. */
+int vd_core_expand(struct vd_core *core, const char *name, uint64_t new_size,
+		   uint64_t *ret_size, struct vd_err *err);
+/* Node side: grows the mounted file system to fill its storage. */
+int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *err);
+
+/* Snapshots: {"name","source_volume","driver","size_bytes","created_at"}. */
+int vd_core_snapshot_create(struct vd_core *core, const char *name, const char *source,
+			    json_t **ret_snapshot, struct vd_err *err);
+int vd_core_snapshot_delete(struct vd_core *core, const char *name, struct vd_err *err);
+int vd_core_snapshot_get(struct vd_core *core, const char *name, json_t **ret_snapshot,
+			 struct vd_err *err);
+int vd_core_snapshot_list(struct vd_core *core, json_t **ret_snapshots, struct vd_err *err);
+
+/* Bytes available for new volumes of driver (NULL: the default). */
+int vd_core_capacity(struct vd_core *core, const char *driver, uint64_t *ret_bytes,
+		     struct vd_err *err);
+
+struct vd_volume_stats {
+	uint64_t bytes_total, bytes_used, bytes_available;
+	uint64_t inodes_total, inodes_used, inodes_free;   /* 0 for block devices */
+	int block;           /* the path is a block device */
+	int abnormal;        /* the volume's mount is gone or unreadable */
+	char message[200];   /* why, when abnormal */
+};
+/* Usage of the volume at path, where it is mounted on this node. -ENOENT
+ * when the volume or path is unknown or path is not where it is mounted. */
+int vd_core_volume_stats(struct vd_core *core, const char *name, const char *path,
+			 struct vd_volume_stats *ret_stats, struct vd_err *err);
+
 /* A volume's view: {"name","driver","created_at","mountpoint","options",
  * "status":{"driver","size","size_bytes","fstype","mounted","refs",
- * "mount_ids","attachments","node"}}. mountpoint is the volume's stable
+ * "mount_ids","attachments","node"},"capacity_bytes"}. mountpoint is the volume's stable
  * path on this node, whether mounted now or not (status.mounted says).
  * New reference owned by the caller. */
 int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
@@ -63,6 +121,8 @@ struct vd_volume_brief {
 	const char *driver;
 	const char *created_at;
 	const char *mountpoint;   /* as in the view */
+	uint64_t capacity_bytes;  /* 0: unlimited */
+	const json_t *attachments; /* {node_id: {"since","access"}} */
 };
 typedef int (*vd_core_visit_fn)(const struct vd_volume_brief *brief, void *userdata);
 

@@ -14,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bind.h"
 #include "docset.h"
 #include "log.h"
+#include "mount.h"
 #include "names.h"
 
 struct vd_node {
@@ -55,71 +57,102 @@ static int record_backend(struct vd_node *node, const json_t *record,
 	return vd_backend_get(node->backends, vd_doc_str(record, "driver"), ret, err);
 }
 
-static int stage(struct vd_node *node, const char *name, const json_t *doc, char **ret_path,
-		 struct vd_err *err)
+static int record_is_block(const json_t *record)
 {
-	const struct vd_backend *b;
-	int r = record_backend(node, doc, &b, err);
-	if (r < 0)
-		return r;
-	return b->ops->stage(b->priv, name, json_object_get(doc, "spec"),
-			     json_object_get(doc, "data"), ret_path, err);
+	return strcmp(vd_doc_str(record, "mode"), "block") == 0;
 }
 
-static int unstage(struct vd_node *node, const char *name, const json_t *doc, struct vd_err *err)
+/* Makes the volume usable here: a mounted file system, or a block device. */
+static int stage(struct vd_node *node, const char *name, const json_t *doc, int block,
+		 char **ret_path, struct vd_err *err)
 {
 	const struct vd_backend *b;
+	const json_t *spec = json_object_get(doc, "spec"), *data = json_object_get(doc, "data");
 	int r = record_backend(node, doc, &b, err);
 	if (r < 0)
 		return r;
-	return b->ops->unstage(b->priv, name, json_object_get(doc, "spec"),
-			       json_object_get(doc, "data"), err);
+	if (!block)
+		return b->ops->stage(b->priv, name, spec, data, ret_path, err);
+	if (!b->ops->block_attach)
+		return vd_err_set(err, -EOPNOTSUPP, "driver %s has no block access", b->ops->name);
+	return b->ops->block_attach(b->priv, name, spec, data, ret_path, err);
+}
+
+static int unstage(struct vd_node *node, const char *name, const json_t *doc, int block,
+		   struct vd_err *err)
+{
+	const struct vd_backend *b;
+	const json_t *spec = json_object_get(doc, "spec"), *data = json_object_get(doc, "data");
+	int r = record_backend(node, doc, &b, err);
+	if (r < 0)
+		return r;
+	if (block && b->ops->block_detach)
+		return b->ops->block_detach(b->priv, name, spec, data, err);
+	return b->ops->unstage(b->priv, name, spec, data, err);
 }
 
 /* Undoes a first stage whose record could not be written. */
-static void release_quietly(struct vd_node *node, const char *name, const json_t *doc)
+static void release_quietly(struct vd_node *node, const char *name, const json_t *doc, int block)
 {
 	struct vd_err ignored = VD_ERR_INIT;
-	if (unstage(node, name, doc, &ignored) == 0)
+	if (unstage(node, name, doc, block, &ignored) == 0)
 		node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &ignored);
 }
 
-static json_t *record_new(const char *name, const json_t *doc, const char *path)
+static json_t *record_new(const char *name, const json_t *doc, const char *path, int block)
 {
-	return json_pack("{s:s, s:s, s:O, s:O, s:s, s:[], s:I}", "volume", name, "driver",
-			 vd_doc_str(doc, "driver"), "spec", json_object_get(doc, "spec"), "data",
-			 json_object_get(doc, "data"), "path", path, "mount_ids", "revision",
-			 (json_int_t)0);
+	return json_pack("{s:s, s:s, s:O, s:O, s:s, s:s, s:[], s:{}, s:I}", "volume", name,
+			 "driver", vd_doc_str(doc, "driver"), "spec", json_object_get(doc, "spec"),
+			 "data", json_object_get(doc, "data"), "path", path, "mode",
+			 block ? "block" : "fs", "mount_ids", "binds", "revision", (json_int_t)0);
+}
+
+static const struct vd_mount_opts default_opts = { .access = VD_ACCESS_SINGLE };
+
+/* Adds id (and its bind target) to a private copy of a record. */
+static int record_add_id(json_t *record, const char *id, const struct vd_mount_opts *o)
+{
+	if (json_array_append_new(json_object_get(record, "mount_ids"), json_string(id)) < 0)
+		return -ENOMEM;
+	if (!o->target)
+		return 0;
+	json_t *binds = json_object_get(record, "binds");
+	if (!binds) {
+		binds = json_object();
+		json_object_set_new(record, "binds", binds);
+	}
+	return json_object_set_new(binds, id, json_pack("{s:s, s:b, s:I}", "target", o->target,
+							"readonly", o->readonly, "flags",
+							(json_int_t)o->flags)) < 0 ? -ENOMEM : 0;
 }
 
 /* The first reference on this node: attach, stage, write the record. */
 static int mount_first(struct vd_node *node, const char *name, const char *id,
-		       char **ret_path, struct vd_err *err)
+		       const struct vd_mount_opts *o, char **ret_path, struct vd_err *err)
 {
-	json_t *doc;
+	json_t *doc, *record = NULL;
 	char *path = NULL;
-	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, &doc, err);
+	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, &doc, err);
 	if (r < 0)
 		return r;
-	if ((r = stage(node, name, doc, &path, err)) < 0) {
+	if ((r = stage(node, name, doc, o->block, &path, err)) < 0) {
 		struct vd_err ignored = VD_ERR_INIT;
 		node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &ignored);
 		goto out;
 	}
-	json_t *record = record_new(name, doc, path);
-	if (!record || json_array_append_new(json_object_get(record, "mount_ids"),
-					     json_string(id)) < 0)
+	record = record_new(name, doc, path, o->block);
+	if (!record || record_add_id(record, id, o) < 0)
 		r = vd_err_set(err, -ENOMEM, "out of memory");
 	else
 		r = vd_docset_put(node->records, name, record, 1, err);
-	json_decref(record);
 	if (r < 0) {
-		release_quietly(node, name, doc);
+		release_quietly(node, name, doc, o->block);
 		goto out;
 	}
 	*ret_path = path;
 	path = NULL;
 out:
+	json_decref(record);
 	free(path);
 	json_decref(doc);
 	return r;
@@ -127,16 +160,23 @@ out:
 
 /* Another reference to a volume already staged here. */
 static int mount_again(struct vd_node *node, const char *name, const json_t *published,
-		       const char *id, char **ret_path, struct vd_err *err)
+		       const char *id, const struct vd_mount_opts *o, char **ret_path,
+		       struct vd_err *err)
 {
 	char *path = NULL;
-	int r = stage(node, name, published, &path, err);  /* repairs a lost mount */
+	if (record_is_block(published) != !!o->block)
+		return vd_err_set(err, -EBUSY, "volume %s is in use on this node as %s; it cannot "
+				  "also be used as %s", name,
+				  o->block ? "a file system" : "a block device",
+				  o->block ? "a block device" : "a file system");
+	int r = stage(node, name, published, o->block, &path, err);  /* repairs a lost mount */
 	if (r < 0)
 		return r;
 	if (id_index(published, id) < 0) {
 		json_t *record = vd_doc_edit(published);
-		json_array_append_new(json_object_get(record, "mount_ids"), json_string(id));
-		r = vd_docset_put(node->records, name, record, 1, err);
+		r = record && record_add_id(record, id, o) == 0
+			? vd_docset_put(node->records, name, record, 1, err)
+			: vd_err_set(err, -ENOMEM, "out of memory");
 		json_decref(record);
 	}
 	if (r < 0) {
@@ -148,20 +188,31 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 }
 
 int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
-		  char **ret_path, struct vd_err *err)
+		  const struct vd_mount_opts *opts, char **ret_path, struct vd_err *err)
 {
+	const struct vd_mount_opts *o = opts ? opts : &default_opts;
+	char *path = NULL;
 	int r = vd_name_check(name, err);
 	if (r < 0 || (r = mount_id_check(mount_id, err)) < 0)
 		return r;
 	struct vd_lock *lock = vd_docset_lock(node->records, name);
 	json_t *record = vd_docset_get(node->records, name);
 	if (record)
-		r = mount_again(node, name, record, mount_id, ret_path, err);
+		r = mount_again(node, name, record, mount_id, o, &path, err);
 	else
-		r = mount_first(node, name, mount_id, ret_path, err);
+		r = mount_first(node, name, mount_id, o, &path, err);
 	json_decref(record);
+	/* The record holds the id first: a failed bind is retried, or undone
+	 * by the unmount of the same id. */
+	if (r == 0 && o->target)
+		r = vd_bind(path, o->target, o->block, o->readonly, o->flags, err);
 	vd_docset_unlock(node->records, lock);
-	return r;
+	if (r < 0) {
+		free(path);
+		return r;
+	}
+	*ret_path = path;
+	return 0;
 }
 
 /* No reference left: unstage, detach, forget. The record (with no ids)
@@ -169,7 +220,7 @@ int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
 static int release(struct vd_node *node, const char *name, const json_t *record,
 		   struct vd_err *err)
 {
-	int r = unstage(node, name, record, err);
+	int r = unstage(node, name, record, record_is_block(record), err);
 	if (r == 0)
 		r = node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, err);
 	if (r == 0)
@@ -187,11 +238,19 @@ static int unmount_locked(struct vd_node *node, const char *name, const char *id
 		json_decref(published);
 		return 0;
 	}
+	const char *target = vd_doc_str(json_object_get(json_object_get(published, "binds"), id),
+					"target");
+	int r = *target ? vd_mount_unmount(target, err) : 0;
+	if (r < 0) {
+		json_decref(published);
+		return r;
+	}
 	json_t *record = vd_doc_edit(published);
 	json_decref(published);
 	json_t *ids = json_object_get(record, "mount_ids");
 	json_array_remove(ids, (size_t)index);
-	int r = vd_docset_put(node->records, name, record, 1, err);
+	json_object_del(json_object_get(record, "binds"), id);
+	r = vd_docset_put(node->records, name, record, 1, err);
 	if (r == 0 && json_array_size(ids) == 0)
 		r = release(node, name, record, err);
 	json_decref(record);
@@ -218,7 +277,8 @@ static void reconcile_record(struct vd_node *node, const json_t *record)
 	struct vd_err err = VD_ERR_INIT;
 	size_t refs = json_array_size(json_object_get(record, "mount_ids"));
 	char *path = NULL;
-	int r = refs ? stage(node, name, record, &path, &err) : release(node, name, record, &err);
+	int r = refs ? stage(node, name, record, record_is_block(record), &path, &err)
+		     : release(node, name, record, &err);
 	if (r < 0)
 		vd_log(VD_LOG_ERROR, "node volume=%s refs=%zu: reconcile failed: %s", name, refs,
 		       vd_err_msg(&err));
@@ -236,7 +296,7 @@ static void reconcile_orphan(struct vd_node *node, const char *name)
 	json_t *doc;
 	int r = node->ctl.ops->get(node->ctl.ctl, name, &doc, &err);
 	if (r == 0) {
-		r = unstage(node, name, doc, &err);
+		r = unstage(node, name, doc, 0, &err);
 		json_decref(doc);
 	}
 	if (r == 0)

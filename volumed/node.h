@@ -16,6 +16,7 @@
 #include <jansson.h>
 
 #include "backends.h"
+#include "access.h"
 #include "controller.h"
 #include "err.h"
 
@@ -27,11 +28,15 @@ int vd_node_open(const char *state_dir, const char *node_id, const struct vd_bac
 		 struct vd_controller controller, struct vd_node **ret_node, struct vd_err *err);
 void vd_node_free(struct vd_node *node);
 
-/* Stages the volume (first reference) and records mount_id. Idempotent per
- * id. ret_path is malloc'd. */
+/* Stages the volume (first reference: attach with opts->access, then a
+ * mounted file system or, with opts->block, a block device) and records
+ * mount_id; with opts->target, also binds the volume there. Idempotent per
+ * id. opts NULL: a file system for a single writer, no bind. ret_path (the
+ * volume's path or device) is malloc'd. */
 int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
-		  char **ret_path, struct vd_err *err);
-/* Drops mount_id; the last reference unstages and detaches. Unknown: 0. */
+		  const struct vd_mount_opts *opts, char **ret_path, struct vd_err *err);
+/* Unbinds mount_id's target, if any, and drops mount_id; the last reference
+ * unstages and detaches. Unknown: 0. */
 int vd_node_unmount(struct vd_node *node, const char *name, const char *mount_id,
 		    struct vd_err *err);
 
