@@ -12,11 +12,15 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "../volumed/mount.h"
@@ -68,12 +72,13 @@ static int local_fs_get(const char *what, const json_t *value, const struct loca
 
 /* ---- paths ----------------------------------------------------------- */
 
-/* The core validates names; this re-checks what keeps paths inside root. */
-static int local_name_check(const char *name, struct vd_err *err)
+/* The core validates names; this re-checks what keeps paths inside root.
+ * what: "volume name" or "snapshot id". */
+static int local_name_check(const char *what, const char *name, struct vd_err *err)
 {
 	if (!name || !*name || name[0] == '.' || strchr(name, '/') || strlen(name) > VD_NAME_MAX)
-		return vd_err_set(err, -EINVAL, "volume name '%.60s' is not usable by driver local; "
-				  "allowed: " VD_NAME_RULE, name ? name : "");
+		return vd_err_set(err, -EINVAL, "%s '%.60s' is not usable by driver local; "
+				  "allowed: " VD_NAME_RULE, what, name ? name : "");
 	return 0;
 }
 
@@ -81,7 +86,7 @@ static int local_name_check(const char *name, struct vd_err *err)
 static int local_path(const struct local *l, const char *name, const char *leaf, char *buf,
 		      struct vd_err *err)
 {
-	int r = local_name_check(name, err);
+	int r = local_name_check("volume name", name, err);
 	if (r < 0)
 		return r;
 	int n = snprintf(buf, PATH_MAX, "%s/%s%s%s", l->root, name, leaf ? "/" : "",
@@ -369,19 +374,15 @@ static int local_parse_options(void *priv, const json_t *opts, json_t **ret_spec
 
 /* ---- the volume ops ----------------------------------------------------- */
 
-/* Formats a fresh image next to the final one and renames it into place,
- * so a crash never leaves a half-formatted disk.img. */
-static int create_image(const char *dir, const struct local_spec *ls, struct vd_err *err)
+/* 1 when img is there already, made by an earlier call with the same size;
+ * 0 when it is absent and a leftover tmp was cleared for a new attempt. */
+static int image_begin(const char *img, const char *tmp, const struct local_spec *ls,
+		       struct vd_err *err)
 {
-	char img[PATH_MAX], tmp[PATH_MAX];
 	struct stat st;
-	snprintf(img, sizeof(img), "%s/disk.img", dir);
-	if (snprintf(tmp, sizeof(tmp), "%s/disk.img.tmp", dir) >= (int)sizeof(tmp))
-		return vd_err_set(err, -ENAMETOOLONG, "path %s/disk.img.tmp is too long", dir);
-
 	if (lstat(img, &st) == 0) {
 		if (S_ISREG(st.st_mode) && (uint64_t)st.st_size == ls->size)
-			return 0;   /* made by an earlier create */
+			return 1;
 		return vd_err_set(err, -EEXIST, "%s exists with %lld bytes but the volume needs a "
 				  "%llu-byte image; remove the volume first", img,
 				  (long long)st.st_size, (unsigned long long)ls->size);
@@ -390,7 +391,22 @@ static int create_image(const char *dir, const struct local_spec *ls, struct vd_
 		return vd_err_set(err, -errno, "%s: %s", img, strerror(errno));
 	if (unlink(tmp) < 0 && errno != ENOENT)
 		return vd_err_set(err, -errno, "remove leftover %s: %s", tmp, strerror(errno));
-	int r = vd_mount_make_sparse(tmp, ls->size, err);
+	return 0;
+}
+
+/* Formats a fresh image next to the final one and renames it into place,
+ * so a crash never leaves a half-formatted disk.img. */
+static int create_image(const char *dir, const struct local_spec *ls, struct vd_err *err)
+{
+	char img[PATH_MAX], tmp[PATH_MAX];
+	snprintf(img, sizeof(img), "%s/disk.img", dir);
+	if (snprintf(tmp, sizeof(tmp), "%s/disk.img.tmp", dir) >= (int)sizeof(tmp))
+		return vd_err_set(err, -ENAMETOOLONG, "path %s/disk.img.tmp is too long", dir);
+
+	int r = image_begin(img, tmp, ls, err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = vd_mount_make_sparse(tmp, ls->size, err);
 	if (r < 0)
 		return r;
 	r = vd_mount_mkfs(tmp, ls->fstype, err);
@@ -448,6 +464,102 @@ static int local_remove(void *priv, const char *name, const json_t *spec, const 
 	return r;
 }
 
+/* ---- growing ------------------------------------------------------------ */
+
+/* Present while the image is larger than its file system: written before the
+ * image grows, removed once the file system has grown (online, by expand or
+ * node_expand, or by the next stage), so a crash between the two is healed. */
+#define GROW_MARKER "grow-pending"
+
+static int grow_mark(const struct local *l, const char *name, struct vd_err *err)
+{
+	char path[PATH_MAX], dir[PATH_MAX];
+	int r = local_path(l, name, GROW_MARKER, path, err);
+	if (r == 0)
+		r = local_path(l, name, NULL, dir, err);
+	if (r < 0)
+		return r;
+	int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "create %s: %s", path, strerror(errno));
+	close(fd);
+	return fsync_dir(dir, err);
+}
+
+/* Grows the file system of the image mounted on mnt, or with mnt NULL of
+ * the unmounted image (ext4 only: else 0, the marker kept for the mount),
+ * and clears the marker. */
+static int grow_now(const struct local *l, const char *name, const struct local_spec *ls,
+		    const char *img, const char *mnt, struct vd_err *err)
+{
+	char marker[PATH_MAX];
+	int r = local_path(l, name, GROW_MARKER, marker, err);
+	if (r == 0 && !mnt) {
+		struct vd_err why = VD_ERR_INIT;
+		r = vd_mount_grow_offline(img, ls->fstype, &why);
+		if (r == -EOPNOTSUPP || r == -EBUSY)
+			return 0;   /* xfs, or a device in use: grown once mounted */
+		if (r < 0)
+			vd_err_set(err, r, "%s", why.msg);
+	} else if (r == 0) {
+		r = vd_mount_grow(img, mnt, ls->fstype, err);
+	}
+	if (r == 0 && unlink(marker) < 0 && errno != ENOENT)
+		r = vd_err_set(err, -errno, "remove %s: %s", marker, strerror(errno));
+	if (r < 0)
+		vd_err_prefix(err, "volume %s: grow the file system", name);
+	return r;
+}
+
+/* At stage, before the mount (mnt NULL) and after: grows the file system
+ * when an expand or a larger clone left the marker. Without it (the common
+ * case) no program runs. */
+static int grow_pending(const struct local *l, const char *name, const struct local_spec *ls,
+			const char *img, const char *mnt, struct vd_err *err)
+{
+	char marker[PATH_MAX];
+	struct stat st;
+	int r = local_path(l, name, GROW_MARKER, marker, err);
+	if (r < 0)
+		return r;
+	if (lstat(marker, &st) < 0)
+		return errno == ENOENT ? 0 : vd_err_set(err, -errno, "%s: %s", marker,
+							 strerror(errno));
+	return grow_now(l, name, ls, img, mnt, err);
+}
+
+/* Grows a mounted file system now if the marker says so; otherwise only a
+ * loop device attached for block access learns the new size, and the
+ * marker waits for stage. */
+static int grow_if_staged(const struct local *l, const char *name, const struct local_spec *ls,
+			  const char *img, const char *mnt, struct vd_err *err)
+{
+	int r = vd_mount_is_mounted(mnt, err);
+	if (r < 0)
+		return r;
+	return r ? grow_pending(l, name, ls, img, mnt, err)
+		 : vd_mount_grow(img, NULL, ls->fstype, err);
+}
+
+/* Grows the image file to size bytes (sparse); never shrinks it. */
+static int image_grow(const char *img, uint64_t size, struct vd_err *err)
+{
+	struct stat st;
+	int fd = open(img, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "open image %s: %s", img, strerror(errno));
+	int r = 0;
+	if (fstat(fd, &st) < 0)
+		r = vd_err_set(err, -errno, "stat %s: %s", img, strerror(errno));
+	else if ((uint64_t)st.st_size < size && ftruncate(fd, (off_t)size) < 0)
+		r = vd_err_set(err, -errno, "grow %s to %llu bytes: %s", img,
+			       (unsigned long long)size, strerror(errno));
+	else if (fsync(fd) < 0)
+		r = vd_err_set(err, -errno, "fsync %s: %s", img, strerror(errno));
+	close(fd);
+	return r;
+}
+
 /* The path stage returns, and the image behind it for sized volumes. */
 static int stage_paths(const struct local *l, const char *name, const json_t *spec,
 		       struct local_spec *ls, char *path, char *img, struct vd_err *err)
@@ -479,7 +591,11 @@ static int local_stage(void *priv, const char *name, const json_t *spec, const j
 		r = vd_err_set(err, -errno, "volume %s: image %s: %s; create the volume again", name,
 			       img, strerror(errno));
 	} else if (r == 0) {
-		r = vd_mount_image(img, path, ls.fstype, err);
+		r = grow_pending(l, name, &ls, img, NULL, err);   /* ext4: before mounting */
+		if (r == 0)
+			r = vd_mount_image(img, path, ls.fstype, err);
+		if (r == 0)
+			r = grow_pending(l, name, &ls, img, path, err);
 	}
 	if (r < 0)
 		return r;
@@ -545,6 +661,590 @@ static void local_describe(void *priv, const json_t *spec, const json_t *data, j
 	json_object_set_new(status, "size", json_string(size));
 	json_object_set_new(status, "size_bytes", json_integer((json_int_t)ls.size));
 	json_object_set_new(status, "fstype", json_string(ls.fstype));
+}
+
+/* ---- size and expansion ---------------------------------------------------- */
+
+static uint64_t local_spec_size(void *priv, const json_t *spec)
+{
+	struct local_spec ls;
+	(void)priv;
+	return spec_read(spec, &ls, NULL) < 0 ? 0 : ls.size;
+}
+
+static int local_expand(void *priv, const char *name, const json_t *spec, const json_t *data,
+			uint64_t new_size, json_t **ret_spec, struct vd_err *err)
+{
+	const struct local *l = priv;
+	struct local_spec ls;
+	char mnt[PATH_MAX], img[PATH_MAX], have[32], max[32];
+	(void)data;
+	int r = stage_paths(l, name, spec, &ls, mnt, img, err);
+	if (r < 0)
+		return r;
+	if (ls.size == 0)
+		return vd_err_set(err, -EOPNOTSUPP, "volume %s cannot be expanded: directory "
+				  "volumes have no size; only volumes created with a size can grow",
+				  name);
+	if (new_size > LOCAL_SIZE_MAX) {
+		vd_size_format(new_size, have, sizeof(have));
+		vd_size_format(LOCAL_SIZE_MAX, max, sizeof(max));
+		return vd_err_set(err, -ERANGE, "volume %s: new size %s is larger than the maximum "
+				  "%s", name, have, max);
+	}
+	uint64_t size = ls.size;
+	if (new_size > ls.size) {
+		size = (new_size + 4095) & ~(uint64_t)4095;   /* <= the maximum, a multiple */
+		r = grow_mark(l, name, err);
+		if (r == 0)
+			r = image_grow(img, size, err);
+		if (r == 0)
+			r = grow_if_staged(l, name, &ls, img, mnt, err);
+		if (r == -EPERM) {
+			vd_err_clear(err);   /* not allowed online (see vd_mount_grow): */
+			r = 0;               /* it grows at the next stage */
+		}
+		if (r < 0)
+			return r;
+	}
+	json_t *out = json_pack("{s:I,s:s}", "size_bytes", (json_int_t)size, "fstype", ls.fstype);
+	if (!out)
+		return vd_err_set(err, -ENOMEM, "driver local: out of memory");
+	*ret_spec = out;
+	return 0;
+}
+
+static int local_node_expand(void *priv, const char *name, const json_t *spec,
+			     const json_t *data, struct vd_err *err)
+{
+	struct local_spec ls;
+	char mnt[PATH_MAX], img[PATH_MAX];
+	(void)data;
+	int r = stage_paths(priv, name, spec, &ls, mnt, img, err);
+	if (r < 0 || ls.size == 0)
+		return r;   /* a directory has nothing to grow */
+	return grow_if_staged(priv, name, &ls, img, mnt, err);
+}
+
+/* ---- copies: snapshots and clones ------------------------------------------ */
+
+/* Snapshots: <root>/.snapshots/<id>/ holding snapshot.json (the source
+ * volume's name and spec) and its content, disk.img or data/, as a volume
+ * does. They are built in .tmp-<id> and renamed into place when complete. */
+#define SNAP_DIR ".snapshots"
+#define SNAP_META "snapshot.json"
+#define SNAP_TMP ".tmp-"
+
+/* What a copy reads: a volume's or a snapshot's content. */
+struct local_content {
+	struct local_spec ls;
+	char path[PATH_MAX];          /* its disk.img, or its data directory */
+	char mnt[PATH_MAX];           /* a volume's mount point (frozen for the copy) or "" */
+	char what[VD_NAME_MAX + 16];  /* "volume x" or "snapshot x", for messages */
+};
+
+static const char *content_leaf(const struct local_spec *ls)
+{
+	return ls->size ? "disk.img" : "data";
+}
+
+static const char *kind_of(const struct local_spec *ls)
+{
+	return ls->size ? "a sized image" : "a directory";
+}
+
+/* "<root>/.snapshots", or "<root>/.snapshots/<prefix><id>[/<leaf>]". */
+static int snap_path(const struct local *l, const char *prefix, const char *id,
+		     const char *leaf, char *buf, struct vd_err *err)
+{
+	int r = id ? local_name_check("snapshot id", id, err) : 0;
+	if (r < 0)
+		return r;
+	int n = snprintf(buf, PATH_MAX, "%s/" SNAP_DIR "%s%s%s%s%s", l->root, id ? "/" : "",
+			 id ? prefix : "", id ? id : "", leaf ? "/" : "", leaf ? leaf : "");
+	if (n < 0 || n >= PATH_MAX)
+		return vd_err_set(err, -ENAMETOOLONG, "path of snapshot %s is longer than %d bytes",
+				  id ? id : "", PATH_MAX - 1);
+	return 0;
+}
+
+static int content_of_volume(const struct local *l, const char *name, const json_t *spec,
+			     struct local_content *c, struct vd_err *err)
+{
+	int r = spec_read(spec, &c->ls, err);
+	if (r == 0)
+		r = local_path(l, name, content_leaf(&c->ls), c->path, err);
+	if (r == 0)
+		r = local_path(l, name, "mnt", c->mnt, err);
+	if (r < 0)
+		return r;
+	snprintf(c->what, sizeof(c->what), "volume %s", name);
+	return 0;
+}
+
+/* Reads a complete snapshot's snapshot.json: -ENOENT when there is none. */
+static int snap_meta_read(const struct local *l, const char *id, json_t **ret_meta,
+			  struct vd_err *err)
+{
+	char path[PATH_MAX];
+	json_error_t jerr;
+	int r = snap_path(l, "", id, SNAP_META, path, err);
+	if (r < 0)
+		return r;
+	if (access(path, F_OK) < 0)
+		return vd_err_set(err, errno == ENOENT ? -ENOENT : -errno, "snapshot %s%s: %s", id,
+				  errno == ENOENT ? " does not exist" : "", strerror(errno));
+	json_t *meta = json_load_file(path, 0, &jerr);
+	if (!json_is_object(meta)) {
+		json_decref(meta);
+		return vd_err_set(err, -EIO, "snapshot %s: %s is unreadable: %s", id, path,
+				  jerr.text);
+	}
+	*ret_meta = meta;
+	return 0;
+}
+
+static int content_of_snapshot(const struct local *l, const char *id, struct local_content *c,
+			       struct vd_err *err)
+{
+	json_t *meta = NULL;
+	int r = snap_meta_read(l, id, &meta, err);
+	if (r == 0 && (r = spec_read(json_object_get(meta, "spec"), &c->ls, err)) < 0)
+		vd_err_prefix(err, "snapshot %s", id);
+	json_decref(meta);   /* ls holds no pointer into it */
+	if (r == 0)
+		r = snap_path(l, "", id, content_leaf(&c->ls), c->path, err);
+	if (r < 0)
+		return r;
+	c->mnt[0] = '\0';
+	snprintf(c->what, sizeof(c->what), "snapshot %s", id);
+	return 0;
+}
+
+/* Freezes the file system mounted on mnt, if it is: *ret_fd is the frozen
+ * directory's fd, -1 when nothing was frozen. */
+static int freeze(const char *mnt, int *ret_fd, struct vd_err *err)
+{
+	*ret_fd = -1;
+	int r = *mnt ? vd_mount_is_mounted(mnt, err) : 0;
+	if (r <= 0)
+		return r;
+	int fd = open(mnt, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || ioctl(fd, FIFREEZE, 0) < 0) {
+		int e = errno;
+		if (fd >= 0)
+			close(fd);
+		return vd_err_set(err, -e, "freeze %s for a consistent copy: %s", mnt, strerror(e));
+	}
+	*ret_fd = fd;
+	return 0;
+}
+
+static int thaw(int fd, const char *mnt, struct vd_err *err)
+{
+	if (fd < 0)
+		return 0;
+	int r = 0;
+	if (ioctl(fd, FITHAW, 0) < 0)
+		r = vd_err_set(err, -errno, "thaw %s: %s; it stays read-only until "
+			       "`fsfreeze --unfreeze %s`", mnt, strerror(errno), mnt);
+	close(fd);
+	return r;
+}
+
+/* Copies in to out keeping holes: the data extents only, then the size. */
+static int copy_sparse(int in, int out, const char *src, struct vd_err *err)
+{
+	struct stat st;
+	if (fstat(in, &st) < 0)
+		return vd_err_set(err, -errno, "stat %s: %s", src, strerror(errno));
+	off_t pos = 0;
+	while (pos < st.st_size) {
+		off_t data = lseek(in, pos, SEEK_DATA);
+		if (data < 0 && errno == ENXIO)
+			break;   /* a hole up to the end */
+		off_t hole = data < 0 ? -1 : lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			return vd_err_set(err, -errno, "find data in %s: %s", src, strerror(errno));
+		off_t off_in = data, off_out = data;
+		while (off_in < hole) {
+			ssize_t n = copy_file_range(in, &off_in, out, &off_out,
+						    (size_t)(hole - off_in), 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0)
+				return vd_err_set(err, -errno, "copy %s: %s", src, strerror(errno));
+			if (n == 0)
+				return vd_err_set(err, -EIO, "copy %s: it shrank meanwhile", src);
+		}
+		pos = hole;
+	}
+	if (ftruncate(out, st.st_size) < 0)
+		return vd_err_set(err, -errno, "size the copy of %s: %s", src, strerror(errno));
+	return 0;
+}
+
+/* Copies image src into the new file dst: a reflink where the file system
+ * has them, else a sparse copy. A file system mounted on mnt is frozen
+ * meanwhile, and always thawed. dst is durable when this returns 0. */
+static int copy_image(const char *src, const char *dst, const char *mnt, struct vd_err *err)
+{
+	int in = open(src, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return vd_err_set(err, -errno, "open %s: %s", src, strerror(errno));
+	int out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (out < 0) {
+		int e = errno;
+		close(in);
+		return vd_err_set(err, -e, "create %s: %s", dst, strerror(e));
+	}
+	int frozen;
+	int r = freeze(mnt, &frozen, err);
+	if (r == 0 && ioctl(out, FICLONE, in) < 0)
+		r = copy_sparse(in, out, src, err);
+	int t = thaw(frozen, mnt, r < 0 ? NULL : err);
+	if (r == 0)
+		r = t;
+	if (r == 0 && fsync(out) < 0)
+		r = vd_err_set(err, -errno, "fsync %s: %s", dst, strerror(errno));
+	close(in);
+	close(out);
+	if (r < 0)
+		unlink(dst);
+	return r;
+}
+
+/* Copies the directory tree src to the new dst (files, links, modes,
+ * owners, times; nothing below a mount point) and flushes it to disk. */
+static int copy_tree(const char *src, const char *dst, struct vd_err *err)
+{
+	char *const cp[] = { "cp", "-a", "--reflink=auto", "--one-file-system", "--",
+			     (char *)src, (char *)dst, NULL };
+	int r = vd_run(cp, 0, err);   /* as long as the data takes */
+	if (r < 0)
+		return r;
+	int fd = open(dst, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || syncfs(fd) < 0)
+		r = vd_err_set(err, -errno, "flush the copy %s: %s", dst, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int copy_content(const struct local_content *src, const char *dst, struct vd_err *err)
+{
+	int r = src->ls.size ? copy_image(src->path, dst, src->mnt, err)
+			     : copy_tree(src->path, dst, err);
+	if (r < 0)
+		vd_err_prefix(err, "copy %s", src->what);
+	return r;
+}
+
+/* Bytes a directory tree occupies on disk (nftw has no user pointer). */
+static _Thread_local uint64_t tree_bytes_sum;
+
+static int tree_bytes_add(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)path;
+	(void)type;
+	(void)ftw;
+	tree_bytes_sum += (uint64_t)st->st_blocks * 512;
+	return 0;
+}
+
+/* The size of a content: its image's size, or the bytes its tree uses. */
+static int content_bytes(const struct local_content *c, uint64_t *ret, struct vd_err *err)
+{
+	struct stat st;
+	if (c->ls.size) {
+		if (stat(c->path, &st) < 0)
+			return vd_err_set(err, -errno, "%s: %s", c->path, strerror(errno));
+		*ret = (uint64_t)st.st_size;
+		return 0;
+	}
+	tree_bytes_sum = 0;
+	if (nftw(c->path, tree_bytes_add, 16, FTW_PHYS | FTW_MOUNT) != 0)
+		return vd_err_set(err, -errno, "measure %s: %s", c->path, strerror(errno));
+	*ret = tree_bytes_sum;
+	return 0;
+}
+
+/* 1 when snapshot id exists, complete, of volume name; 0 when absent. */
+static int snap_exists(const struct local *l, const char *id, const char *name,
+		       struct vd_err *err)
+{
+	json_t *meta = NULL;
+	int r = snap_meta_read(l, id, &meta, err);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	const char *of = json_string_value(json_object_get(meta, "volume"));
+	if (!of || strcmp(of, name) != 0)
+		r = vd_err_set(err, -EEXIST, "snapshot %s exists already, of volume %s; choose "
+			       "another id", id, of ? of : "(unknown)");
+	else
+		r = 1;
+	json_decref(meta);
+	return r;
+}
+
+static int snap_meta_write(const char *dir, const char *name, const json_t *spec,
+			   struct vd_err *err)
+{
+	char path[PATH_MAX];
+	if (snprintf(path, sizeof(path), "%s/" SNAP_META, dir) >= (int)sizeof(path))
+		return vd_err_set(err, -ENAMETOOLONG, "path %s/" SNAP_META " is too long", dir);
+	json_t *meta = json_pack("{s:s,s:O}", "volume", name, "spec", (json_t *)spec);
+	int fd = meta ? open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600) : -1;
+	int r = 0;
+	if (!meta)
+		r = vd_err_set(err, -ENOMEM, "driver local: out of memory");
+	else if (fd < 0 || json_dumpfd(meta, fd, JSON_COMPACT) < 0 || fsync(fd) < 0)
+		r = vd_err_set(err, errno ? -errno : -EIO, "write %s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	json_decref(meta);
+	return r;
+}
+
+/* Copies the content into a fresh temporary directory and renames it to
+ * the snapshot's name once complete. */
+static int snap_build(const struct local *l, const char *name, const json_t *spec,
+		      const char *id, const struct local_content *src, struct vd_err *err)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], leaf[PATH_MAX], final[PATH_MAX];
+	char tmp_name[VD_NAME_MAX + 8];
+	snprintf(tmp_name, sizeof(tmp_name), SNAP_TMP "%s", id);
+	int r = snap_path(l, NULL, NULL, NULL, dir, err);
+	if (r == 0)
+		r = snap_path(l, SNAP_TMP, id, NULL, tmp, err);
+	if (r == 0)
+		r = snap_path(l, SNAP_TMP, id, content_leaf(&src->ls), leaf, err);
+	if (r == 0)
+		r = snap_path(l, "", id, NULL, final, err);
+	if (r == 0)
+		r = mkdir_dir(dir, 0700, err);
+	if (r == 0)
+		r = rm_tree(dir, tmp_name, tmp, err);   /* a leftover from a crash */
+	if (r == 0 && mkdir(tmp, 0700) < 0)
+		r = vd_err_set(err, -errno, "create %s: %s", tmp, strerror(errno));
+	if (r < 0)
+		return r;
+	r = copy_content(src, leaf, err);
+	if (r == 0)
+		r = snap_meta_write(tmp, name, spec, err);
+	if (r == 0)
+		r = fsync_dir(tmp, err);
+	if (r == 0 && rename(tmp, final) < 0)
+		r = vd_err_set(err, -errno, "rename %s to %s: %s", tmp, final, strerror(errno));
+	if (r == 0)
+		return fsync_dir(dir, err);
+	rm_tree(dir, tmp_name, tmp, NULL);
+	return r;
+}
+
+static int local_snapshot_create(void *priv, const char *name, const json_t *spec,
+				 const json_t *data, const char *snap_id, uint64_t *ret_bytes,
+				 struct vd_err *err)
+{
+	const struct local *l = priv;
+	struct local_content src, snap;
+	(void)data;
+	int r = content_of_volume(l, name, spec, &src, err);
+	if (r == 0)
+		r = snap_exists(l, snap_id, name, err);
+	if (r == 0 && access(src.path, F_OK) < 0)
+		r = vd_err_set(err, -errno, "volume %s: %s: %s", name, src.path, strerror(errno));
+	if (r == 0)
+		r = snap_build(l, name, spec, snap_id, &src, err);
+	if (r >= 0)
+		r = content_of_snapshot(l, snap_id, &snap, err);
+	if (r == 0)
+		r = content_bytes(&snap, ret_bytes, err);
+	return r;
+}
+
+static int local_snapshot_delete(void *priv, const char *snap_id, struct vd_err *err)
+{
+	const struct local *l = priv;
+	char dir[PATH_MAX], path[PATH_MAX];
+	int r = snap_path(l, NULL, NULL, NULL, dir, err);
+	if (r == 0)
+		r = snap_path(l, "", snap_id, NULL, path, err);
+	if (r == 0)
+		r = rm_tree(dir, snap_id, path, err);
+	if (r == 0 && access(dir, F_OK) == 0)
+		r = fsync_dir(dir, err);   /* the removal is durable */
+	return r;
+}
+
+/* A copy must be of the same kind and file system as its source, and not
+ * smaller. */
+static int content_fits(const struct local_content *src, const char *name,
+			const struct local_spec *ls, struct vd_err *err)
+{
+	char want[32], have[32];
+	if (!ls->size != !src->ls.size)
+		return vd_err_set(err, -EINVAL, "volume %s would be %s but %s is %s; a copy must "
+				  "be of the same kind as its source", name, kind_of(ls), src->what,
+				  kind_of(&src->ls));
+	if (ls->size && strcmp(ls->fstype, src->ls.fstype) != 0)
+		return vd_err_set(err, -EINVAL, "volume %s would be %s but %s is %s; a copy must "
+				  "have its source's fstype", name, ls->fstype, src->what,
+				  src->ls.fstype);
+	if (ls->size >= src->ls.size)
+		return 0;
+	vd_size_format(ls->size, want, sizeof(want));
+	vd_size_format(src->ls.size, have, sizeof(have));
+	return vd_err_set(err, -ERANGE, "volume %s would be %s but %s is %s; a copy may be "
+			  "larger than its source, never smaller", name, want, src->what, have);
+}
+
+/* A clone's image: the source's copied, grown to the new size (its file
+ * system then grows at the first stage), renamed into place when done. */
+static int clone_image(const struct local *l, const char *name, const struct local_spec *ls,
+		       const struct local_content *src, struct vd_err *err)
+{
+	char dir[PATH_MAX], img[PATH_MAX], tmp[PATH_MAX];
+	int r = local_path(l, name, NULL, dir, err);
+	if (r == 0)
+		r = local_path(l, name, "disk.img", img, err);
+	if (r == 0)
+		r = local_path(l, name, "disk.img.tmp", tmp, err);
+	if (r == 0)
+		r = image_begin(img, tmp, ls, err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	r = copy_content(src, tmp, err);
+	if (r == 0 && ls->size > src->ls.size && (r = grow_mark(l, name, err)) == 0)
+		r = image_grow(tmp, ls->size, err);
+	if (r == 0 && rename(tmp, img) < 0)
+		r = vd_err_set(err, -errno, "rename %s to %s: %s", tmp, img, strerror(errno));
+	if (r == 0)
+		r = fsync_dir(dir, err);
+	if (r < 0)
+		unlink(tmp);
+	return r;
+}
+
+/* A clone's data directory: copied beside, renamed into place when done. */
+static int clone_tree(const struct local *l, const char *name, const struct local_content *src,
+		      struct vd_err *err)
+{
+	char dir[PATH_MAX], data[PATH_MAX], tmp[PATH_MAX];
+	struct stat st;
+	int r = local_path(l, name, NULL, dir, err);
+	if (r == 0)
+		r = local_path(l, name, "data", data, err);
+	if (r == 0)
+		r = local_path(l, name, "data.tmp", tmp, err);
+	if (r < 0)
+		return r;
+	if (lstat(data, &st) == 0) {
+		if (S_ISDIR(st.st_mode))
+			return 0;   /* made by an earlier call */
+		return vd_err_set(err, -EEXIST, "%s exists and is not a directory; remove the "
+				  "volume first", data);
+	}
+	r = rm_tree(dir, "data.tmp", tmp, err);   /* a leftover from a crash */
+	if (r == 0)
+		r = copy_content(src, tmp, err);
+	if (r == 0 && rename(tmp, data) < 0)
+		r = vd_err_set(err, -errno, "rename %s to %s: %s", tmp, data, strerror(errno));
+	if (r == 0)
+		r = fsync_dir(dir, err);
+	if (r < 0)
+		rm_tree(dir, "data.tmp", tmp, NULL);
+	return r;
+}
+
+static int local_create_from(void *priv, const char *name, const json_t *spec,
+			     const char *snap_id, const char *source_volume,
+			     const json_t *source_spec, const json_t *source_data,
+			     json_t **ret_data, struct vd_err *err)
+{
+	const struct local *l = priv;
+	struct local_spec ls;
+	struct local_content src;
+	char dir[PATH_MAX];
+	(void)source_data;
+	if (!snap_id == !source_volume)
+		return vd_err_set(err, -EINVAL, "volume %s: a copy needs exactly one source, a "
+				  "snapshot or a volume", name ? name : "");
+	int r = spec_read(spec, &ls, err);
+	if (r == 0)
+		r = local_path(l, name, NULL, dir, err);
+	if (r == 0)
+		r = snap_id ? content_of_snapshot(l, snap_id, &src, err)
+			    : content_of_volume(l, source_volume, source_spec, &src, err);
+	if (r == 0)
+		r = content_fits(&src, name, &ls, err);
+	if (r == 0)
+		r = mkdir_dir(dir, 0755, err);
+	if (r == 0)
+		r = ls.size ? clone_image(l, name, &ls, &src, err) : clone_tree(l, name, &src, err);
+	if (r == 0)
+		r = fsync_dir(l->root, err);
+	if (r < 0)
+		return r;
+	*ret_data = NULL;
+	return 0;
+}
+
+/* ---- block access and capacity ------------------------------------------- */
+
+static int local_block_attach(void *priv, const char *name, const json_t *spec,
+			      const json_t *data, char **ret_device, struct vd_err *err)
+{
+	struct local_spec ls;
+	char mnt[PATH_MAX], img[PATH_MAX], dev[32];
+	struct stat st;
+	(void)data;
+	int r = stage_paths(priv, name, spec, &ls, mnt, img, err);
+	if (r < 0)
+		return r;
+	if (ls.size == 0)
+		return vd_err_set(err, -EOPNOTSUPP, "volume %s is a directory: block access needs "
+				  "a sized volume", name);
+	r = vd_mount_is_mounted(mnt, err);
+	if (r == 1)
+		return vd_err_set(err, -EBUSY, "volume %s is mounted as a file system on %s; "
+				  "unstage it before block access", name, mnt);
+	if (r == 0 && lstat(img, &st) < 0)
+		r = vd_err_set(err, -errno, "volume %s: image %s: %s; create the volume again",
+			       name, img, strerror(errno));
+	if (r == 0)
+		r = vd_mount_loop_attach(img, dev, sizeof(dev), err);
+	if (r < 0)
+		return r;
+	char *copy = strdup(dev);
+	if (!copy)
+		return vd_err_set(err, -ENOMEM, "driver local: out of memory");
+	*ret_device = copy;
+	return 0;
+}
+
+static int local_block_detach(void *priv, const char *name, const json_t *spec,
+			      const json_t *data, struct vd_err *err)
+{
+	struct local_spec ls;
+	char mnt[PATH_MAX], img[PATH_MAX];
+	(void)data;
+	int r = stage_paths(priv, name, spec, &ls, mnt, img, err);
+	if (r < 0 || ls.size == 0)
+		return r;   /* a directory is never attached */
+	return vd_mount_loop_detach(img, err);
+}
+
+static int local_capacity(void *priv, uint64_t *ret_bytes, struct vd_err *err)
+{
+	const struct local *l = priv;
+	struct statvfs sv;
+	if (statvfs(l->root, &sv) < 0)
+		return vd_err_set(err, -errno, "statvfs %s: %s", l->root, strerror(errno));
+	*ret_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
+	return 0;
 }
 
 /* ---- init --------------------------------------------------------------- */
@@ -618,4 +1318,13 @@ const struct vd_driver_ops vd_driver_local = {
 	.is_staged = local_is_staged,
 	.mountpoint = local_mountpoint,
 	.describe = local_describe,
+	.spec_size = local_spec_size,
+	.expand = local_expand,
+	.node_expand = local_node_expand,
+	.snapshot_create = local_snapshot_create,
+	.snapshot_delete = local_snapshot_delete,
+	.create_from = local_create_from,
+	.block_attach = local_block_attach,
+	.block_detach = local_block_detach,
+	.capacity = local_capacity,
 };

@@ -6,8 +6,10 @@
 set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
-	e2fsprogs xfsprogs util-linux)
-test_pkgs=(libcmocka-dev docker.io busybox-static procps curl python3)
+	e2fsprogs xfsprogs util-linux
+	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev)
+test_pkgs=(libcmocka-dev docker.io busybox-static procps curl python3
+	python3-grpcio python3-grpc-tools)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=()

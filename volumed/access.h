@@ -16,6 +16,8 @@ struct vd_mount_opts {
 	const char *target;     /* also bind the volume here; NULL: no bind */
 	int readonly;           /* the bind is read-only */
 	unsigned long flags;    /* MS_* bits for the bind (see bind.h) */
+	int set_group;          /* give the file system's root to group, setgid */
+	unsigned group;         /* and group-writable (Kubernetes' fsGroup) */
 };
 
 #endif

@@ -262,8 +262,8 @@ static int remove_locked(struct vd_catalog *c, const char *name, struct vd_err *
 	if (json_object_size(json_object_get(published, "attachments")) > 0) {
 		char nodes[256];
 		attachment_names(published, nodes, sizeof(nodes));
-		r = vd_err_set(err, -EBUSY, "volume %s is in use on node %s; unmount it first "
-			       "(stop the containers that use it)", name, nodes);
+		r = vd_err_set(err, -EBUSY, "volume %s is in use on node %s; release it there first "
+			       "(stop its containers, or unpublish it)", name, nodes);
 	} else {
 		json_t *doc = vd_doc_edit(published);
 		r = doc ? remove_storage(c, name, doc, err) : vd_err_set(err, -ENOMEM, "out of memory");

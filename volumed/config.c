@@ -18,41 +18,51 @@ struct config_key {
 	const char *env;     /* environment variable */
 	int flag;            /* getopt_long value */
 	size_t offset;       /* char * member of struct vd_config */
-	int path;            /* must be absolute (or "" where allowed) */
+	int kind;            /* KEY_NAME, KEY_PATH (absolute or ""), KEY_ENDPOINT */
 };
 
 enum { OPT_STATE_DIR = 1000, OPT_DOCKER_SOCKET, OPT_API_SOCKET, OPT_NODE_ID, OPT_LOG_LEVEL,
-       OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER };
+       OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER, OPT_CSI_ENDPOINT };
+
+/* How a key's value is checked. */
+enum { KEY_NAME = 0, KEY_PATH, KEY_ENDPOINT };
 
 static const struct config_key string_keys[] = {
-	{ "state_dir", "VOLUMED_STATE_DIR", OPT_STATE_DIR, offsetof(struct vd_config, state_dir), 1 },
+	{ "state_dir", "VOLUMED_STATE_DIR", OPT_STATE_DIR, offsetof(struct vd_config, state_dir), KEY_PATH },
 	{ "docker_socket", "VOLUMED_DOCKER_SOCKET", OPT_DOCKER_SOCKET,
-	  offsetof(struct vd_config, docker_socket), 1 },
-	{ "api_socket", "VOLUMED_API_SOCKET", OPT_API_SOCKET, offsetof(struct vd_config, api_socket), 1 },
-	{ "node_id", "VOLUMED_NODE_ID", OPT_NODE_ID, offsetof(struct vd_config, node_id), 0 },
+	  offsetof(struct vd_config, docker_socket), KEY_PATH },
+	{ "api_socket", "VOLUMED_API_SOCKET", OPT_API_SOCKET, offsetof(struct vd_config, api_socket), KEY_PATH },
+	{ "csi_endpoint", "CSI_ENDPOINT", OPT_CSI_ENDPOINT, offsetof(struct vd_config, csi_endpoint),
+	  KEY_ENDPOINT },
+	{ "node_id", "VOLUMED_NODE_ID", OPT_NODE_ID, offsetof(struct vd_config, node_id), KEY_NAME },
 	{ "default_driver", "VOLUMED_DEFAULT_DRIVER", OPT_DEFAULT_DRIVER,
-	  offsetof(struct vd_config, default_driver), 0 },
+	  offsetof(struct vd_config, default_driver), KEY_NAME },
 };
 #define N_STRING_KEYS (sizeof(string_keys) / sizeof(string_keys[0]))
 
 static const char usage[] =
 	"usage: volumed [--config FILE] [--state-dir DIR] [--docker-socket PATH]\n"
-	"               [--api-socket PATH] [--node-id ID] [--log-level LEVEL]\n"
+	"               [--api-socket PATH] [--csi-endpoint URL] [--node-id ID]\n"
+	"               [--log-level LEVEL]\n"
 	"               [--default-driver NAME] [--help] [--version]\n"
 	"\n"
 	"  --config FILE         JSON config file (keys: state_dir, docker_socket,\n"
-	"                        api_socket, node_id, log_level, default_driver, drivers)\n"
+	"                        api_socket, csi_endpoint, node_id, log_level,\n"
+	"                        default_driver, drivers)\n"
 	"  --state-dir DIR       state directory (default " VD_DEFAULT_STATE_DIR ")\n"
 	"  --docker-socket PATH  Docker plugin socket, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_DOCKER_SOCKET ")\n"
 	"  --api-socket PATH     REST API socket, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_API_SOCKET ")\n"
+	"  --csi-endpoint URL    CSI gRPC endpoint, unix:///PATH, \"\" to disable\n"
+	"                        (default " VD_DEFAULT_CSI_ENDPOINT ")\n"
 	"  --node-id ID          this node's name (default: the host name)\n"
 	"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 	"  --default-driver NAME driver for volumes created without one (default local)\n"
 	"\n"
 	"Environment: VOLUMED_CONFIG, VOLUMED_STATE_DIR, VOLUMED_DOCKER_SOCKET,\n"
-	"VOLUMED_API_SOCKET, VOLUMED_NODE_ID, VOLUMED_LOG_LEVEL, VOLUMED_DEFAULT_DRIVER.\n"
+	"VOLUMED_API_SOCKET, CSI_ENDPOINT, VOLUMED_NODE_ID, VOLUMED_LOG_LEVEL,\n"
+	"VOLUMED_DEFAULT_DRIVER.\n"
 	"Precedence: flags, then environment, then config file, then defaults.\n";
 
 static char **member(struct vd_config *cfg, const struct config_key *k)
@@ -66,12 +76,15 @@ static int set_string(struct vd_config *cfg, const struct config_key *k, const c
 	size_t len = strlen(value);
 	if (len >= 4096)
 		return vd_err_set(err, -EINVAL, "%s %s: longer than 4095 characters", origin, k->key);
-	if (k->path && len && value[0] != '/')
+	if (k->kind == KEY_PATH && len && value[0] != '/')
 		return vd_err_set(err, -EINVAL, "%s %s: '%s' is not an absolute path", origin, k->key,
 				  value);
-	if (k->path && !len && k->offset == offsetof(struct vd_config, state_dir))
+	if (k->kind == KEY_PATH && !len && k->offset == offsetof(struct vd_config, state_dir))
 		return vd_err_set(err, -EINVAL, "%s %s: must not be empty", origin, k->key);
-	if (!k->path) {
+	if (k->kind == KEY_ENDPOINT && len && !vd_config_endpoint_path(value))
+		return vd_err_set(err, -EINVAL, "%s %s: '%s' is not unix:///ABSOLUTE/PATH", origin,
+				  k->key, value);
+	if (k->kind == KEY_NAME) {
 		struct vd_err name_err = VD_ERR_INIT;
 		if (vd_name_check(value, &name_err) < 0)
 			return vd_err_set(err, -EINVAL, "%s %s: '%.60s' must match %s", origin,
@@ -94,6 +107,15 @@ static int set_level(struct vd_config *cfg, const char *value, const char *origi
 	return 0;
 }
 
+const char *vd_config_endpoint_path(const char *endpoint)
+{
+	if (strncmp(endpoint, "unix://", 7) == 0)
+		endpoint += 7;
+	else if (strncmp(endpoint, "unix:", 5) == 0)
+		endpoint += 5;
+	return endpoint[0] == '/' ? endpoint : NULL;
+}
+
 void vd_config_defaults(struct vd_config *cfg)
 {
 	char host[256] = "localhost";
@@ -102,6 +124,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->state_dir = strdup(VD_DEFAULT_STATE_DIR);
 	cfg->docker_socket = strdup(VD_DEFAULT_DOCKER_SOCKET);
 	cfg->api_socket = strdup(VD_DEFAULT_API_SOCKET);
+	cfg->csi_endpoint = strdup(VD_DEFAULT_CSI_ENDPOINT);
 	cfg->node_id = strdup(vd_name_check(host, NULL) == 0 ? host : "localhost");
 	cfg->default_driver = strdup("local");
 	cfg->log_level = VD_LOG_INFO;
@@ -139,8 +162,8 @@ static int apply_member(struct vd_config *cfg, const char *key, json_t *value,
 	}
 	if (!k && strcmp(key, "log_level") != 0)
 		return vd_err_set(err, -EINVAL, "config: unknown key '%.60s'; allowed: state_dir, "
-				  "docker_socket, api_socket, node_id, log_level, default_driver, "
-				  "drivers", key);
+				  "docker_socket, api_socket, csi_endpoint, node_id, log_level, "
+				  "default_driver, drivers", key);
 	if (!json_is_string(value))
 		return vd_err_set(err, -EINVAL, "config %s: expected a string", key);
 	if (!k)
@@ -192,6 +215,7 @@ static const struct option long_options[] = {
 	{ "state-dir", required_argument, NULL, OPT_STATE_DIR },
 	{ "docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
+	{ "csi-endpoint", required_argument, NULL, OPT_CSI_ENDPOINT },
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "default-driver", required_argument, NULL, OPT_DEFAULT_DRIVER },

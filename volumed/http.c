@@ -1,8 +1,8 @@
 /* http.c — the HTTP/1.1 server on a unix socket shared by the Docker
  * plugin and the REST API (libmicrohttpd).
  *
- * We bind the socket ourselves (replacing a stale one, refusing a live
- * one) and hand it to libmicrohttpd, which serves each connection on its
+ * We bind the socket ourselves (usock.c: replacing a stale one, refusing a
+ * live one) and hand it to libmicrohttpd, which serves each connection on its
  * own thread, so handlers may block (mkfs takes seconds). Each request's
  * body is collected into a per-request buffer up to max_body; a larger one
  * is dropped and the handler is told so (too_large) to answer 413 in its
@@ -13,15 +13,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "http.h"
 #include "log.h"
+#include "usock.h"
 
 #define HTTP_CONNECTION_TIMEOUT_S 60
 #define HTTP_CONNECTION_LIMIT 128
@@ -29,9 +26,7 @@
 
 struct vd_http_server {
 	struct MHD_Daemon *mhd;
-	char *path;
-	dev_t dev;               /* the socket we bound, so stop unlinks */
-	ino_t ino;               /* only ours, never a successor's */
+	struct vd_usock sock;    /* libmicrohttpd owns sock.fd once started */
 	size_t max_body;
 	vd_http_handler handler;
 	void *userdata;
@@ -185,174 +180,41 @@ static void on_mhd_log(void *cls, const char *fmt, va_list ap)
 	vd_log(VD_LOG_DEBUG, "http: %s", line);
 }
 
-/* mkdir -p of path's parent directory, 0755. */
-static int make_parent(const char *path, struct vd_err *err)
-{
-	char dir[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (!slash || slash == dir)
-		return 0;
-	*slash = '\0';
-	for (char *p = dir + 1; ; p++) {
-		if (*p != '/' && *p != '\0')
-			continue;
-		char c = *p;
-		*p = '\0';
-		if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-			return vd_err_set(err, -errno, "cannot create socket directory %s: %s",
-					  dir, strerror(errno));
-		*p = c;
-		if (c == '\0')
-			return 0;
-	}
-}
-
-static int unix_address(const char *path, struct sockaddr_un *addr, struct vd_err *err)
-{
-	memset(addr, 0, sizeof(*addr));
-	addr->sun_family = AF_UNIX;
-	if (path[0] == '\0' || strlen(path) >= sizeof(addr->sun_path))
-		return vd_err_set(err, -ENAMETOOLONG,
-				  "socket path \"%s\" is %zu bytes; 1 to %zu allowed",
-				  path, strlen(path), sizeof(addr->sun_path) - 1);
-	memcpy(addr->sun_path, path, strlen(path) + 1);
-	return 0;
-}
-
-/* 1 when something accepts connections on addr. */
-static int socket_is_live(const struct sockaddr_un *addr)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return 0;
-	int r = connect(fd, (const struct sockaddr *)addr, sizeof(*addr));
-	int live = r == 0 || errno == EAGAIN;   /* EAGAIN: live, backlog full */
-	close(fd);
-	return live;
-}
-
-/* Removes a stale socket at path; refuses a live one or a non-socket. */
-static int clear_path(const struct sockaddr_un *addr, struct vd_err *err)
-{
-	const char *path = addr->sun_path;
-	struct stat st;
-	if (lstat(path, &st) < 0) {
-		if (errno == ENOENT)
-			return 0;
-		return vd_err_set(err, -errno, "cannot inspect %s: %s", path, strerror(errno));
-	}
-	if (!S_ISSOCK(st.st_mode))
-		return vd_err_set(err, -EEXIST,
-				  "%s exists and is not a socket; remove it or choose another socket path",
-				  path);
-	if (socket_is_live(addr))
-		return vd_err_set(err, -EADDRINUSE, "another volumed is serving %s", path);
-	if (unlink(path) < 0 && errno != ENOENT)
-		return vd_err_set(err, -errno, "cannot remove stale socket %s: %s",
-				  path, strerror(errno));
-	return 0;
-}
-
-/* Creates, binds, chmods and listens; records the socket's identity. */
-static int bind_listen(struct vd_http_server *srv, const struct sockaddr_un *addr,
-		       mode_t mode, int *ret_fd, struct vd_err *err)
-{
-	const char *path = addr->sun_path;
-	struct stat st;
-	int r;
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return vd_err_set(err, -errno, "cannot create a unix socket: %s", strerror(errno));
-	if (bind(fd, (const struct sockaddr *)addr, sizeof(*addr)) < 0) {
-		r = vd_err_set(err, -errno, "cannot bind %s: %s", path, strerror(errno));
-		goto fail_close;
-	}
-	if (chmod(path, mode) < 0 || lstat(path, &st) < 0) {
-		r = vd_err_set(err, -errno, "cannot set mode %04o on %s: %s",
-			       (unsigned)mode, path, strerror(errno));
-		goto fail_unlink;
-	}
-	if (listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
-		r = vd_err_set(err, -errno, "cannot listen on %s: %s", path, strerror(errno));
-		goto fail_unlink;
-	}
-	srv->dev = st.st_dev;
-	srv->ino = st.st_ino;
-	*ret_fd = fd;
-	return 0;
-
-fail_unlink:
-	unlink(path);
-fail_close:
-	close(fd);
-	return r;
-}
-
-/* Unlinks the socket only if it still is the one we bound. */
-static void unlink_own_socket(const struct vd_http_server *srv)
-{
-	struct stat st;
-	if (lstat(srv->path, &st) == 0 && st.st_dev == srv->dev && st.st_ino == srv->ino)
-		unlink(srv->path);
-}
-
 int vd_http_listen_unix(const char *path, mode_t mode, size_t max_body,
 			vd_http_handler handler, void *userdata,
 			struct vd_http_server **ret_server, struct vd_err *err)
 {
-	struct sockaddr_un addr;
-	int fd = -1;
-	int r;
-
 	if (!path || !handler || !ret_server)
 		return vd_err_set(err, -EINVAL, "http server: a socket path and a handler are required");
-	r = unix_address(path, &addr, err);
-	if (r < 0)
-		return r;
 	struct vd_http_server *srv = calloc(1, sizeof(*srv));
 	if (!srv)
 		return vd_err_set(err, -ENOMEM, "out of memory");
-	srv->path = strdup(path);
 	srv->max_body = max_body;
 	srv->handler = handler;
 	srv->userdata = userdata;
-	if (!srv->path) {
-		r = vd_err_set(err, -ENOMEM, "out of memory");
-		goto fail;
+	int r = vd_usock_listen(path, mode, HTTP_LISTEN_BACKLOG, &srv->sock, err);
+	if (r < 0) {
+		free(srv);
+		return r;
 	}
-	r = make_parent(path, err);
-	if (r < 0)
-		goto fail;
-	r = clear_path(&addr, err);
-	if (r < 0)
-		goto fail;
-	r = bind_listen(srv, &addr, mode, &fd, err);
-	if (r < 0)
-		goto fail;
 
 	srv->mhd = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG,
 		0, NULL, NULL, on_request, srv,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_LISTEN_SOCKET, srv->sock.fd,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)HTTP_CONNECTION_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONNECTION_LIMIT,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
 		MHD_OPTION_END);
 	if (!srv->mhd) {
 		r = vd_err_set(err, -EIO, "cannot start the HTTP server on %s", path);
-		close(fd);
-		unlink_own_socket(srv);
-		goto fail;
+		vd_usock_close(&srv->sock);
+		free(srv);
+		return r;
 	}
 	*ret_server = srv;
 	return 0;
-
-fail:
-	free(srv->path);
-	free(srv);
-	return r;
 }
 
 void vd_http_stop(struct vd_http_server *server)
@@ -361,8 +223,7 @@ void vd_http_stop(struct vd_http_server *server)
 		return;
 	/* Joins every connection thread and closes the listening socket. */
 	MHD_stop_daemon(server->mhd);
-	unlink_own_socket(server);
-	free(server->path);
+	vd_usock_unlink(&server->sock);
 	free(server);
 }
 

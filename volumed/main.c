@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../csi/grpc.h"
+#include "../csi/service.h"
 #include "../docker-plugin/plugin.h"
 #include "api.h"
 #include "config.h"
@@ -37,6 +39,26 @@ static int serve(const struct frontend *fe, struct vd_core *core,
 		vd_log(VD_LOG_ERROR, "%s socket %s: %s", fe->what, fe->path, vd_err_msg(&err));
 	else
 		vd_log(VD_LOG_INFO, "%s listening on %s", fe->what, fe->path);
+	return r;
+}
+
+static int serve_csi(const char *endpoint, struct vd_core *core,
+		     struct vd_grpc_server **ret_server)
+{
+	struct vd_err err = VD_ERR_INIT;
+	size_t n;
+	*ret_server = NULL;
+	if (!endpoint[0])
+		return 0;
+	struct vd_grpc_method *methods = vd_csi_methods(&n);
+	int r = methods ? vd_grpc_listen_unix(vd_config_endpoint_path(endpoint), methods, n, core,
+					      NULL, ret_server, &err)
+			: vd_err_set(&err, -ENOMEM, "out of memory");
+	free(methods);
+	if (r < 0)
+		vd_log(VD_LOG_ERROR, "csi endpoint %s: %s", endpoint, vd_err_msg(&err));
+	else
+		vd_log(VD_LOG_INFO, "csi listening on %s", endpoint);
 	return r;
 }
 
@@ -86,13 +108,16 @@ static int run(const struct vd_config *cfg)
 		{ "api", cfg->api_socket, VD_API_MAX_BODY, vd_api_handle },
 	};
 	struct vd_http_server *servers[2] = { NULL, NULL };
+	struct vd_grpc_server *csi = NULL;
 	int rc = 1;
 	if (serve(&frontends[0], core, &servers[0]) == 0 &&
-	    serve(&frontends[1], core, &servers[1]) == 0) {
+	    serve(&frontends[1], core, &servers[1]) == 0 &&
+	    serve_csi(cfg->csi_endpoint, core, &csi) == 0) {
 		int sig = wait_for_stop();
 		vd_log(VD_LOG_INFO, "stopping on %s; mounts stay in place", strsignal(sig));
 		rc = 0;
 	}
+	vd_grpc_stop(csi);
 	vd_http_stop(servers[0]);
 	vd_http_stop(servers[1]);
 	vd_core_free(core);

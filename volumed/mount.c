@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <dirent.h>
 #include <limits.h>
+#include <linux/capability.h>
 #include <linux/loop.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,6 +25,7 @@
 #include <sys/pidfd.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +40,7 @@
 #define RUN_TAIL_LINES 3            /* last lines quoted in an error... */
 #define RUN_TAIL_CHARS 320          /* ...at most, so the message keeps their end */
 #define MKFS_TIMEOUT_SEC 120
+#define GROW_TIMEOUT_SEC 600
 
 /* ---- /proc/self/mountinfo ---------------------------------------------- */
 
@@ -476,8 +479,9 @@ static int run_wait(pid_t pid, int out_fd, int timeout_sec, struct run_output *o
 	return r;
 }
 
-/* timeout_sec <= 0 waits without a limit. */
-int vd_run(char *const argv[], int timeout_sec, struct vd_err *err)
+/* vd_run, where an exit status up to ok_max also means success (fsck's 1:
+ * "errors corrected"). timeout_sec <= 0 waits without a limit. */
+static int run_status(char *const argv[], int timeout_sec, int ok_max, struct vd_err *err)
 {
 	if (!argv || !argv[0])
 		return vd_err_set(err, -EINVAL, "run: empty argv; expected a program and its arguments");
@@ -516,10 +520,15 @@ int vd_run(char *const argv[], int timeout_sec, struct vd_err *err)
 	else if (WIFSIGNALED(status))
 		r = vd_err_set(err, -EIO, "%s was killed by signal %d; output: %s", argv[0],
 			       WTERMSIG(status), summary);
-	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+	else if (WIFEXITED(status) && WEXITSTATUS(status) > ok_max)
 		r = vd_err_set(err, -EIO, "%s failed with exit status %d: %s", argv[0],
 			       WEXITSTATUS(status), summary);
 	return r;
+}
+
+int vd_run(char *const argv[], int timeout_sec, struct vd_err *err)
+{
+	return run_status(argv, timeout_sec, 0, err);
 }
 
 int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err)
@@ -559,11 +568,11 @@ static int loop_open(int nr, char *path, size_t pathlen)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Binds image_fd to a free loop device with autoclear; returns the loop fd
- * and its path. Another process may take the same free device between
+/* Binds image_fd to a free loop device with flags (LO_FLAGS_*); returns the
+ * loop fd and its path. Another process may take the same free device between
  * LOOP_CTL_GET_FREE and LOOP_CONFIGURE (EBUSY): then try the next one. */
-static int loop_attach(int image_fd, const char *image, char *path, size_t pathlen,
-		       struct vd_err *err)
+static int loop_attach(int image_fd, const char *image, uint32_t flags, char *path,
+		       size_t pathlen, struct vd_err *err)
 {
 	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
@@ -571,7 +580,7 @@ static int loop_attach(int image_fd, const char *image, char *path, size_t pathl
 				  "loaded?)", strerror(errno));
 
 	struct loop_config cfg = { .fd = (__u32)image_fd };
-	cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR;
+	cfg.info.lo_flags = flags;
 	snprintf((char *)cfg.info.lo_file_name, sizeof(cfg.info.lo_file_name), "%s", image);
 
 	int r = -EBUSY;
@@ -666,13 +675,16 @@ int vd_mount_image(const char *image, const char *target, const char *fstype,
 	int loop_fd = loop_find(image_fd, dev, sizeof(dev));
 	bool attached_here = loop_fd < 0;
 	if (attached_here)
-		loop_fd = loop_attach(image_fd, image, dev, sizeof(dev), err);
+		loop_fd = loop_attach(image_fd, image, LO_FLAGS_AUTOCLEAR, dev, sizeof(dev), err);
 	close(image_fd);   /* the loop device holds its own reference */
 	if (loop_fd < 0)
 		return loop_fd;
 
+	/* A clone or snapshot of an xfs image has its source's UUID, which
+	 * xfs refuses to mount twice unless told not to check. */
+	const char *opts = fstype && strcmp(fstype, "xfs") == 0 ? "nouuid" : NULL;
 	r = 0;
-	if (mount(dev, target, fstype, 0, NULL) < 0) {
+	if (mount(dev, target, fstype, 0, opts) < 0) {
 		r = vd_err_set(err, -errno, "mount %s (%s, image %s) on %s: %s", dev, fstype, image,
 			       target, strerror(errno));
 		if (attached_here)
@@ -696,4 +708,150 @@ int vd_mount_unmount(const char *target, struct vd_err *err)
 			return r;
 	}
 	return vd_err_set(err, -e, "unmount %s: %s", target, strerror(e));
+}
+
+/* Opens image and finds the loop device backing it: the loop fd, -ENOENT
+ * when none does (or the image is absent), another negative errno on error. */
+static int loop_of_image(const char *image, char *dev, size_t devlen, struct vd_err *err)
+{
+	int image_fd = open(image, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (image_fd < 0)
+		return errno == ENOENT ? -ENOENT
+			: vd_err_set(err, -errno, "open image %s: %s", image, strerror(errno));
+	int fd = loop_find(image_fd, dev, devlen);
+	close(image_fd);
+	return fd;
+}
+
+/* Clears autoclear on a device found already attached, so it stays. */
+static int loop_keep(int loop_fd, const char *dev, struct vd_err *err)
+{
+	struct loop_info64 info;
+	if (ioctl(loop_fd, LOOP_GET_STATUS64, &info) < 0)
+		return vd_err_set(err, -errno, "status of %s: %s", dev, strerror(errno));
+	if (!(info.lo_flags & LO_FLAGS_AUTOCLEAR))
+		return 0;
+	info.lo_flags &= ~(uint32_t)LO_FLAGS_AUTOCLEAR;
+	if (ioctl(loop_fd, LOOP_SET_STATUS64, &info) < 0)
+		return vd_err_set(err, -errno, "keep %s attached (clear autoclear): %s", dev,
+				  strerror(errno));
+	return 0;
+}
+
+int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd_err *err)
+{
+	char dev[32];
+	int r = 0, loop_fd = loop_of_image(image, dev, sizeof(dev), err);
+	if (loop_fd == -ENOENT) {
+		int image_fd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (image_fd < 0)
+			return vd_err_set(err, -errno, "open image %s: %s", image, strerror(errno));
+		loop_fd = loop_attach(image_fd, image, 0, dev, sizeof(dev), err);
+		close(image_fd);
+	} else if (loop_fd >= 0) {
+		r = loop_keep(loop_fd, dev, err);
+	}
+	if (loop_fd < 0)
+		return loop_fd;
+	close(loop_fd);
+	if (r == 0 && snprintf(ret_dev, len, "%s", dev) >= (int)len)
+		r = vd_err_set(err, -ENAMETOOLONG, "device path %s is longer than %zu bytes", dev,
+			       len - 1);
+	return r;
+}
+
+int vd_mount_loop_detach(const char *image, struct vd_err *err)
+{
+	char dev[32];
+	int loop_fd = loop_of_image(image, dev, sizeof(dev), err);
+	if (loop_fd < 0)
+		return loop_fd == -ENOENT ? 0 : loop_fd;
+	/* A device still in use (mounted) is released with its last user. */
+	int r = 0;
+	if (ioctl(loop_fd, LOOP_CLR_FD) < 0 && errno != ENXIO)
+		r = vd_err_set(err, -errno, "detach %s from %s: %s", dev, image, strerror(errno));
+	close(loop_fd);
+	return r;
+}
+
+static int grow_fstype_check(const char *fstype, struct vd_err *err)
+{
+	if (fstype && (strcmp(fstype, "ext4") == 0 || strcmp(fstype, "xfs") == 0))
+		return 0;
+	return vd_err_set(err, -EINVAL, "cannot grow filesystem type '%s'; supported: ext4, xfs",
+			  fstype ? fstype : "(null)");
+}
+
+/* 1 when this process has capability cap in its effective set. */
+static bool cap_effective(unsigned cap)
+{
+	struct __user_cap_header_struct hdr = { _LINUX_CAPABILITY_VERSION_3, 0 };
+	struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3];
+	if (syscall(SYS_capget, &hdr, data) < 0)
+		return true;   /* unknown: let the tool answer */
+	return data[cap / 32].effective & (1u << (cap % 32));
+}
+
+/* Runs the file system's own grow tool on the mounted, larger device. The
+ * kernel grows a mounted ext4 only for CAP_SYS_RESOURCE. */
+static int grow_fs(const char *dev, const char *target, const char *fstype,
+		   struct vd_err *err)
+{
+	char *const ext4[] = { "resize2fs", (char *)dev, NULL };
+	char *const xfs[] = { "xfs_growfs", "-d", (char *)target, NULL };
+	int r = grow_fstype_check(fstype, err);
+	if (r < 0)
+		return r;
+	if (strcmp(fstype, "xfs") == 0)
+		return vd_run(xfs, GROW_TIMEOUT_SEC, err);
+	if (!cap_effective(CAP_SYS_RESOURCE))
+		return vd_err_set(err, -EPERM, "growing the mounted ext4 on %s needs "
+				  "CAP_SYS_RESOURCE, which this process lacks; it grows when "
+				  "mounted next", target);
+	return vd_run(ext4, GROW_TIMEOUT_SEC, err);
+}
+
+int vd_mount_grow(const char *image, const char *target, const char *fstype,
+		  struct vd_err *err)
+{
+	char dev[32];
+	int loop_fd = loop_of_image(image, dev, sizeof(dev), err);
+	if (loop_fd == -ENOENT && !target)
+		return 0;
+	if (loop_fd == -ENOENT)
+		return vd_err_set(err, -ENODEV, "grow %s: no loop device backs image %s; stage "
+				  "the volume first", target, image);
+	if (loop_fd < 0)
+		return loop_fd;
+	int r = 0;
+	if (ioctl(loop_fd, LOOP_SET_CAPACITY, 0) < 0)
+		r = vd_err_set(err, -errno, "%s: update its size to image %s: %s", dev, image,
+			       strerror(errno));
+	close(loop_fd);
+	if (r == 0 && target)
+		r = grow_fs(dev, target, fstype, err);
+	return r;
+}
+
+int vd_mount_grow_offline(const char *image, const char *fstype, struct vd_err *err)
+{
+	char *const fsck[] = { "e2fsck", "-f", "-y", (char *)image, NULL };
+	char *const resize[] = { "resize2fs", (char *)image, NULL };
+	char dev[32];
+	int r = grow_fstype_check(fstype, err);
+	if (r < 0)
+		return r;
+	if (strcmp(fstype, "xfs") == 0)
+		return vd_err_set(err, -EOPNOTSUPP, "xfs grows only while mounted (xfs_growfs)");
+	int loop_fd = loop_of_image(image, dev, sizeof(dev), err);
+	if (loop_fd >= 0) {
+		close(loop_fd);
+		return vd_err_set(err, -EBUSY, "image %s is in use on %s; grow it mounted", image,
+				  dev);
+	}
+	if (loop_fd != -ENOENT)
+		return loop_fd;
+	/* resize2fs wants a freshly checked file system; 1 is "errors fixed". */
+	r = run_status(fsck, GROW_TIMEOUT_SEC, 1, err);
+	return r < 0 ? r : vd_run(resize, GROW_TIMEOUT_SEC, err);
 }

@@ -44,6 +44,29 @@ int vd_mount_image(const char *image, const char *target, const char *fstype,
  * Not mounted: 0. Busy: -EBUSY. */
 int vd_mount_unmount(const char *target, struct vd_err *err);
 
+/* Attaches image to a loop device without autoclear, so it stays attached
+ * with no mount and after the daemon exits, and writes "/dev/loopN" into
+ * ret_dev (len bytes). A device already backing the image is reused (and
+ * loses autoclear). Idempotent. */
+int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd_err *err);
+
+/* Detaches the loop device backing image (one still mounted goes with its
+ * last unmount). None, or no image: 0. */
+int vd_mount_loop_detach(const char *image, struct vd_err *err);
+
+/* Makes the loop device backing image take the image's current size and,
+ * when target is not NULL, grows the file system fstype (ext4 or xfs)
+ * mounted there to fill it (resize2fs, xfs_growfs). No loop device and no
+ * target: 0, nothing to do. A mounted ext4 without CAP_SYS_RESOURCE, which
+ * the kernel requires: -EPERM (grow it unmounted). Blocks. */
+int vd_mount_grow(const char *image, const char *target, const char *fstype,
+		  struct vd_err *err);
+
+/* Grows the ext4 file system in image, unmounted and on no loop device, to
+ * fill the image: e2fsck -f, then resize2fs. In use: -EBUSY; xfs, which
+ * grows only mounted: -EOPNOTSUPP. Blocks. */
+int vd_mount_grow_offline(const char *image, const char *fstype, struct vd_err *err);
+
 /* Runs argv (argv[0] an absolute path or found on PATH) with stdin
  * /dev/null, stdout/stderr captured into err's message on failure, and a
  * timeout in seconds. Never a shell. */

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bind.h"
 #include "docset.h"
@@ -187,6 +189,18 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 	return 0;
 }
 
+/* The volume's root to group, setgid and group-writable, so a pod's
+ * fsGroup can write (files keep their owners). */
+static int group_give(const char *path, unsigned group, struct vd_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || chown(path, (uid_t)-1, (gid_t)group) < 0 ||
+	    chmod(path, (st.st_mode & 07777) | S_ISGID | S_IRWXG) < 0)
+		return vd_err_set(err, -errno, "give %s to group %u: %s", path, group,
+				  strerror(errno));
+	return 0;
+}
+
 int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
 		  const struct vd_mount_opts *opts, char **ret_path, struct vd_err *err)
 {
@@ -202,6 +216,8 @@ int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
 	else
 		r = mount_first(node, name, mount_id, o, &path, err);
 	json_decref(record);
+	if (r == 0 && o->set_group && !o->block)
+		r = group_give(path, o->group, err);
 	/* The record holds the id first: a failed bind is retried, or undone
 	 * by the unmount of the same id. */
 	if (r == 0 && o->target)

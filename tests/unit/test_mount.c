@@ -1,5 +1,6 @@
 /* test_mount.c — mountinfo parsing, vd_run, sparse files, and (as root) a
- * real image: mkfs, loop mount, ENOSPC, unmount, loop device released.
+ * real image: mkfs, loop mount, ENOSPC, unmount, loop device released;
+ * loop devices kept for block access, and growing an image's ext4.
  * Fixtures unmount and detach whatever a failed assertion left behind. */
 #include <dirent.h>
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -633,6 +635,70 @@ static void test_image_concurrent(void **state)
 	}
 }
 
+/* Block access: a loop device without autoclear stays attached with no
+ * mount and no open fd; detach releases it. */
+static void test_loop_attach_detach(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_err err = VD_ERR_INIT;
+	char dev[32], again[32], name[32], path[64];
+	if (!can_mount())
+		skip();
+	assert_int_equal(vd_mount_make_sparse(f->image, 16ULL << 20, &err), 0);
+	assert_int_equal(vd_mount_loop_detach(f->image, &err), 0);   /* none: 0 */
+	assert_int_equal(vd_mount_loop_attach(f->image, dev, sizeof(dev), &err), 0);
+	assert_int_equal(vd_mount_loop_attach(f->image, again, sizeof(again), &err), 0);
+	assert_string_equal(dev, again);
+	assert_int_equal(loop_of(f->image, name, sizeof(name)), 1);
+	assert_string_equal(dev + strlen("/dev/"), name);
+	snprintf(path, sizeof(path), "/sys/block/%s/loop/autoclear", name);
+	FILE *fp = fopen(path, "re");
+	assert_non_null(fp);
+	assert_int_equal(fgetc(fp), '0');
+	fclose(fp);
+
+	/* In use: not grown offline. */
+	assert_int_equal(vd_mount_grow_offline(f->image, "ext4", &err), -EBUSY);
+	assert_int_equal(vd_mount_loop_detach(f->image, &err), 0);
+	assert_true(loop_released(f->image));
+	assert_int_equal(vd_mount_loop_detach(f->image, &err), 0);
+
+	char missing[128];
+	snprintf(missing, sizeof(missing), "%s/absent.img", f->dir);
+	assert_int_equal(vd_mount_loop_detach(missing, &err), 0);
+	assert_int_equal(vd_mount_loop_attach(missing, dev, sizeof(dev), &err), -ENOENT);
+}
+
+static uint64_t fs_size(const char *path)
+{
+	struct statvfs sv;
+	assert_int_equal(statvfs(path, &sv), 0);
+	return (uint64_t)sv.f_blocks * sv.f_frsize;
+}
+
+/* An unmounted ext4 image grows to a larger file; xfs only mounted. */
+static void test_grow(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_err err = VD_ERR_INIT;
+	if (!can_mount())
+		skip();
+	assert_int_equal(vd_mount_make_sparse(f->image, 16ULL << 20, &err), 0);
+	assert_int_equal(vd_mount_mkfs(f->image, "ext4", &err), 0);
+	assert_int_equal(vd_mount_grow(f->image, NULL, "ext4", &err), 0);   /* no device */
+	assert_int_equal(vd_mount_grow(f->image, f->target, "ext4", &err), -ENODEV);
+	assert_int_equal(truncate(f->image, 48LL << 20), 0);
+	if (vd_mount_grow_offline(f->image, "ext4", &err) != 0)
+		fail_msg("grow: %s", err.msg);
+	assert_int_equal(vd_mount_image(f->image, f->target, "ext4", &err), 0);
+	assert_true(fs_size(f->target) > (40ULL << 20));
+	assert_int_equal(vd_mount_unmount(f->target, &err), 0);
+	assert_true(loop_released(f->image));
+
+	assert_int_equal(vd_mount_grow_offline(f->image, "xfs", &err), -EOPNOTSUPP);
+	assert_int_equal(vd_mount_grow_offline(f->image, "btrfs", &err), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -659,6 +725,9 @@ int main(void)
 						fixture_teardown),
 		cmocka_unit_test_setup_teardown(test_image_concurrent, fixture_setup,
 						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_loop_attach_detach, fixture_setup,
+						fixture_teardown),
+		cmocka_unit_test_setup_teardown(test_grow, fixture_setup, fixture_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
