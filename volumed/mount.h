@@ -36,7 +36,8 @@ int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err);
 
 /* Attaches image to a free loop device with autoclear (the device goes
  * away with the last unmount) and mounts it on target. Idempotent: target
- * already mounted is 0. */
+ * already mounted is 0. xfs is mounted with nouuid, so a copy of an image
+ * mounts beside its source. */
 int vd_mount_image(const char *image, const char *target, const char *fstype,
 		   struct vd_err *err);
 
