@@ -443,20 +443,25 @@ static const Csi__V1__ControllerServiceCapability__RPC__Type controller_caps[] =
 	CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__SINGLE_NODE_MULTI_WRITER,
 };
 
-VD_CSI_RPC(controller_capabilities, Csi__V1__ControllerGetCapabilitiesRequest,
-	   csi__v1__controller_get_capabilities_request__descriptor)
-static int controller_capabilities(struct vd_core *core,
-				   const Csi__V1__ControllerGetCapabilitiesRequest *rq,
-				   ProtobufCMessage **ret_reply, struct vd_err *err)
+/* Capabilities whose calls come from a single cluster-wide sidecar, which
+ * a per-node controller (it knows only its own node's volumes) leaves out. */
+static int cluster_only(Csi__V1__ControllerServiceCapability__RPC__Type t)
 {
-	(void)core, (void)rq, (void)err;
+	return t == CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__PUBLISH_UNPUBLISH_VOLUME ||
+	       t == CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__EXPAND_VOLUME ||
+	       t == CSI__V1__CONTROLLER_SERVICE_CAPABILITY__RPC__TYPE__PUBLISH_READONLY;
+}
+
+static int capabilities_reply(int node_scope, ProtobufCMessage **ret_reply)
+{
 	size_t n = sizeof(controller_caps) / sizeof(controller_caps[0]);
 	Csi__V1__ControllerGetCapabilitiesResponse *resp = MSG(
 		Csi__V1__ControllerGetCapabilitiesResponse,
 		csi__v1__controller_get_capabilities_response__descriptor);
-	resp->n_capabilities = n;
 	resp->capabilities = vd_csi_alloc(n * sizeof(*resp->capabilities));
 	for (size_t i = 0; i < n; i++) {
+		if (node_scope && cluster_only(controller_caps[i]))
+			continue;
 		Csi__V1__ControllerServiceCapability *c = MSG(
 			Csi__V1__ControllerServiceCapability,
 			csi__v1__controller_service_capability__descriptor);
@@ -464,11 +469,36 @@ static int controller_capabilities(struct vd_core *core,
 		c->rpc = MSG(Csi__V1__ControllerServiceCapability__RPC,
 			     csi__v1__controller_service_capability__rpc__descriptor);
 		c->rpc->type = controller_caps[i];
-		resp->capabilities[i] = c;
+		resp->capabilities[resp->n_capabilities++] = c;
 	}
 	*ret_reply = &resp->base;
 	return 0;
 }
+
+VD_CSI_RPC(controller_capabilities, Csi__V1__ControllerGetCapabilitiesRequest,
+	   csi__v1__controller_get_capabilities_request__descriptor)
+static int controller_capabilities(struct vd_core *core,
+				   const Csi__V1__ControllerGetCapabilitiesRequest *rq,
+				   ProtobufCMessage **ret_reply, struct vd_err *err)
+{
+	(void)core, (void)rq, (void)err;
+	return capabilities_reply(0, ret_reply);
+}
+
+VD_CSI_RPC(controller_capabilities_node, Csi__V1__ControllerGetCapabilitiesRequest,
+	   csi__v1__controller_get_capabilities_request__descriptor)
+static int controller_capabilities_node(struct vd_core *core,
+					const Csi__V1__ControllerGetCapabilitiesRequest *rq,
+					ProtobufCMessage **ret_reply, struct vd_err *err)
+{
+	(void)core, (void)rq, (void)err;
+	return capabilities_reply(1, ret_reply);
+}
+
+/* ControllerGetCapabilities of a per-node controller. */
+const struct vd_grpc_method vd_csi_controller_node_scope = {
+	"/csi.v1.Controller/ControllerGetCapabilities", rpc_controller_capabilities_node
+};
 
 /* ---- snapshots ----------------------------------------------------------------- */
 

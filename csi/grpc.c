@@ -668,25 +668,38 @@ static void stream_request_done(struct conn *c, struct stream *s)
 		stream_dispatch(c, s, msg, len);
 }
 
-/* Appends request bytes; refuses the request (-1) as soon as it cannot
- * be served, never buffering more than one message and its prefix. */
-static int stream_append(struct conn *c, struct stream *s, const uint8_t *data, size_t len)
+/* Refuses the request (-1) when a body of len bytes, starting with the
+ * bytes received so far, cannot be served. vd_grpc_body_check reads only
+ * the prefix, so len may count bytes not buffered yet. */
+static int stream_check(struct conn *c, struct stream *s, size_t len)
 {
 	struct vd_err err = VD_ERR_INIT;
 	const uint8_t *msg;
-	size_t msg_len, max = c->svc->limits.max_message;
-	if (len > max + VD_GRPC_PREFIX_LEN - s->body_len) {
+	size_t msg_len;
+	int status = vd_grpc_body_check(s->body, len, c->svc->limits.max_message, 0,
+					&msg, &msg_len, &err);
+	if (status == VD_GRPC_OK)
+		return 0;
+	stream_fail(c, s, 200, status, "%s", err.msg);
+	return -1;
+}
+
+/* Buffers request bytes, never more than one message and its prefix. */
+static int stream_append(struct conn *c, struct stream *s, const uint8_t *data, size_t len)
+{
+	size_t limit = c->svc->limits.max_message + VD_GRPC_PREFIX_LEN;
+	if (len > limit - s->body_len) {
 		stream_fail(c, s, 200, VD_GRPC_RESOURCE_EXHAUSTED,
 			    "request body of more than %zu bytes exceeds the message limit of "
-			    "%zu bytes", s->body_len + len, max);
+			    "%zu bytes", s->body_len + len, c->svc->limits.max_message);
 		return -1;
 	}
 	if (s->body_len + len > s->body_cap) {
 		size_t cap = s->body_cap ? s->body_cap : 1024;
 		while (cap < s->body_len + len)
 			cap *= 2;
-		if (cap > max + VD_GRPC_PREFIX_LEN)
-			cap = max + VD_GRPC_PREFIX_LEN;
+		if (cap > limit)
+			cap = limit;
 		uint8_t *bigger = realloc(s->body, cap);
 		if (!bigger) {
 			stream_fail(c, s, 200, VD_GRPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -697,26 +710,23 @@ static int stream_append(struct conn *c, struct stream *s, const uint8_t *data, 
 	}
 	memcpy(s->body + s->body_len, data, len);
 	s->body_len += len;
-	int status = vd_grpc_body_check(s->body, s->body_len, max, 0, &msg, &msg_len, &err);
-	if (status == VD_GRPC_OK)
-		return 0;
-	stream_fail(c, s, 200, status, "%s", err.msg);
-	return -1;
+	return 0;
 }
 
-/* The prefix first, so that a message is refused by its declared length. */
+/* The prefix first; then each chunk is checked against it before it is
+ * buffered, so a message too large or a second one is refused at once. */
 static void stream_body(struct conn *c, struct stream *s, const uint8_t *data, size_t len)
 {
 	if (s->body_len < VD_GRPC_PREFIX_LEN) {
 		size_t n = VD_GRPC_PREFIX_LEN - s->body_len;
 		if (n > len)
 			n = len;
-		if (stream_append(c, s, data, n) < 0)
+		if (stream_append(c, s, data, n) < 0 || stream_check(c, s, s->body_len) < 0)
 			return;
 		data += n;
 		len -= n;
 	}
-	if (len)
+	if (len && stream_check(c, s, s->body_len + len) == 0)
 		stream_append(c, s, data, len);
 }
 
@@ -940,27 +950,30 @@ static void conn_collect(struct conn *c)
 	}
 }
 
-/* Answers expired calls; returns -1 when the connection is idle. */
-static int conn_expire(struct conn *c, double now)
+/* Answers the calls whose deadline has passed. */
+static void conn_expire(struct conn *c, double now)
 {
-	int busy = 0;
-	for (struct stream *s = c->streams; s; s = s->next) {
-		if (s->state == ST_ANSWERED)
-			continue;
-		if (s->deadline && now >= s->deadline)
+	for (struct stream *s = c->streams; s; s = s->next)
+		if (s->state != ST_ANSWERED && s->deadline && now >= s->deadline)
 			stream_fail(c, s, 200, VD_GRPC_DEADLINE_EXCEEDED,
 				    "deadline exceeded: no answer within %llu ms",
 				    (unsigned long long)s->timeout_ms);
-		else
-			busy |= s->state == ST_RUNNING;
-	}
+}
+
+/* 1 when nothing moved for the idle time-out, neither the peer nor a
+ * handler (a peer not reading our answers counts as idle): then GOAWAY. */
+static int conn_idle(struct conn *c, double now)
+{
+	int busy = 0;
+	for (const struct stream *s = c->streams; s && !busy; s = s->next)
+		busy = s->state == ST_RUNNING;
 	if (now - c->last_io < c->svc->limits.idle_timeout_ms || (busy && c->out_len == 0))
 		return 0;
 	vd_log(VD_LOG_DEBUG, "grpc: closing a connection idle or not reading for %u ms",
 	       c->svc->limits.idle_timeout_ms);
 	nghttp2_session_terminate_session(c->session, NGHTTP2_NO_ERROR);
 	conn_flush(c);
-	return -1;
+	return 1;
 }
 
 /* Milliseconds until the next deadline, idle time-out or stop grace. */
@@ -992,6 +1005,8 @@ static int conn_step(struct conn *c)
 	int want_read = nghttp2_session_want_read(c->session);
 	if (!c->out_len && !want_read && !nghttp2_session_want_write(c->session))
 		return -1;
+	if (conn_idle(c, now))
+		return -1;
 	struct pollfd pfd[2] = {
 		{ c->fd, (short)((want_read ? POLLIN : 0) | (c->out_len ? POLLOUT : 0)), 0 },
 		{ c->wake_fd, POLLIN, 0 },
@@ -1002,7 +1017,8 @@ static int conn_step(struct conn *c)
 		return -1;
 	if (pfd[1].revents & POLLIN)
 		conn_collect(c);
-	return conn_expire(c, vd_now_ms());
+	conn_expire(c, vd_now_ms());
+	return 0;
 }
 
 static void server_forget_conn(struct vd_grpc_server *srv, struct conn *c)

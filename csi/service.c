@@ -115,7 +115,18 @@ int vd_csi_call(struct vd_core *core, const ProtobufCMessageDescriptor *desc, vd
 	return code;
 }
 
-struct vd_grpc_method *vd_csi_methods(size_t *ret_count)
+int vd_csi_scope_parse(const char *s, enum vd_csi_scope *ret)
+{
+	if (strcmp(s, "cluster") == 0)
+		*ret = VD_CSI_SCOPE_CLUSTER;
+	else if (strcmp(s, "node") == 0)
+		*ret = VD_CSI_SCOPE_NODE;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+struct vd_grpc_method *vd_csi_methods(enum vd_csi_scope scope, size_t *ret_count)
 {
 	size_t n = vd_csi_identity_count + vd_csi_controller_count + vd_csi_node_count;
 	struct vd_grpc_method *all = calloc(n, sizeof(*all));
@@ -126,6 +137,9 @@ struct vd_grpc_method *vd_csi_methods(size_t *ret_count)
 	       vd_csi_controller_count * sizeof(*all));
 	memcpy(all + vd_csi_identity_count + vd_csi_controller_count, vd_csi_node_methods,
 	       vd_csi_node_count * sizeof(*all));
+	for (size_t i = 0; scope == VD_CSI_SCOPE_NODE && i < n; i++)
+		if (strcmp(all[i].path, vd_csi_controller_node_scope.path) == 0)
+			all[i] = vd_csi_controller_node_scope;
 	*ret_count = n;
 	return all;
 }

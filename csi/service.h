@@ -24,8 +24,19 @@ extern const size_t vd_csi_controller_count;
 extern const struct vd_grpc_method vd_csi_node_methods[];
 extern const size_t vd_csi_node_count;
 
+/* Where controller calls come from. "cluster": every controller call about a
+ * volume reaches this volumed. "node": this volumed is one of many per-node
+ * controllers, each knowing only its node's volumes (a Kubernetes
+ * DaemonSet with per-node sidecars), so it does not advertise the calls a
+ * single cluster-wide sidecar would send (attach and controller expansion). */
+enum vd_csi_scope { VD_CSI_SCOPE_CLUSTER = 0, VD_CSI_SCOPE_NODE };
+#define VD_CSI_SCOPES "cluster, node"
+int vd_csi_scope_parse(const char *s, enum vd_csi_scope *ret);
+
+extern const struct vd_grpc_method vd_csi_controller_node_scope;
+
 /* Every method of every service, in one malloc'd array. */
-struct vd_grpc_method *vd_csi_methods(size_t *ret_count);
+struct vd_grpc_method *vd_csi_methods(enum vd_csi_scope scope, size_t *ret_count);
 
 /* Defines the gRPC handler rpc_NAME around
  *   static int NAME(struct vd_core *core, const REQ *rq, ProtobufCMessage **ret_reply,

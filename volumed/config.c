@@ -22,10 +22,11 @@ struct config_key {
 };
 
 enum { OPT_STATE_DIR = 1000, OPT_DOCKER_SOCKET, OPT_API_SOCKET, OPT_NODE_ID, OPT_LOG_LEVEL,
-       OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER, OPT_CSI_ENDPOINT };
+       OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER, OPT_CSI_ENDPOINT,
+       OPT_CSI_SCOPE };
 
 /* How a key's value is checked. */
-enum { KEY_NAME = 0, KEY_PATH, KEY_ENDPOINT };
+enum { KEY_NAME = 0, KEY_PATH, KEY_ENDPOINT, KEY_CSI_SCOPE };
 
 static const struct config_key string_keys[] = {
 	{ "state_dir", "VOLUMED_STATE_DIR", OPT_STATE_DIR, offsetof(struct vd_config, state_dir), KEY_PATH },
@@ -34,6 +35,8 @@ static const struct config_key string_keys[] = {
 	{ "api_socket", "VOLUMED_API_SOCKET", OPT_API_SOCKET, offsetof(struct vd_config, api_socket), KEY_PATH },
 	{ "csi_endpoint", "CSI_ENDPOINT", OPT_CSI_ENDPOINT, offsetof(struct vd_config, csi_endpoint),
 	  KEY_ENDPOINT },
+	{ "csi_controller_scope", "VOLUMED_CSI_CONTROLLER_SCOPE", OPT_CSI_SCOPE,
+	  offsetof(struct vd_config, csi_controller_scope), KEY_CSI_SCOPE },
 	{ "node_id", "VOLUMED_NODE_ID", OPT_NODE_ID, offsetof(struct vd_config, node_id), KEY_NAME },
 	{ "default_driver", "VOLUMED_DEFAULT_DRIVER", OPT_DEFAULT_DRIVER,
 	  offsetof(struct vd_config, default_driver), KEY_NAME },
@@ -42,13 +45,14 @@ static const struct config_key string_keys[] = {
 
 static const char usage[] =
 	"usage: volumed [--config FILE] [--state-dir DIR] [--docker-socket PATH]\n"
-	"               [--api-socket PATH] [--csi-endpoint URL] [--node-id ID]\n"
+	"               [--api-socket PATH] [--csi-endpoint URL]\n"
+	"               [--csi-controller-scope cluster|node] [--node-id ID]\n"
 	"               [--log-level LEVEL]\n"
 	"               [--default-driver NAME] [--help] [--version]\n"
 	"\n"
 	"  --config FILE         JSON config file (keys: state_dir, docker_socket,\n"
-	"                        api_socket, csi_endpoint, node_id, log_level,\n"
-	"                        default_driver, drivers)\n"
+	"                        api_socket, csi_endpoint, csi_controller_scope,\n"
+	"                        node_id, log_level, default_driver, drivers)\n"
 	"  --state-dir DIR       state directory (default " VD_DEFAULT_STATE_DIR ")\n"
 	"  --docker-socket PATH  Docker plugin socket, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_DOCKER_SOCKET ")\n"
@@ -56,13 +60,16 @@ static const char usage[] =
 	"                        (default " VD_DEFAULT_API_SOCKET ")\n"
 	"  --csi-endpoint URL    CSI gRPC endpoint, unix:///PATH, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_CSI_ENDPOINT ")\n"
+	"  --csi-controller-scope cluster|node\n"
+	"                        node: one of many per-node CSI controllers, leaving out\n"
+	"                        attach and controller expansion (default cluster)\n"
 	"  --node-id ID          this node's name (default: the host name)\n"
 	"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 	"  --default-driver NAME driver for volumes created without one (default local)\n"
 	"\n"
 	"Environment: VOLUMED_CONFIG, VOLUMED_STATE_DIR, VOLUMED_DOCKER_SOCKET,\n"
-	"VOLUMED_API_SOCKET, CSI_ENDPOINT, VOLUMED_NODE_ID, VOLUMED_LOG_LEVEL,\n"
-	"VOLUMED_DEFAULT_DRIVER.\n"
+	"VOLUMED_API_SOCKET, CSI_ENDPOINT, VOLUMED_CSI_CONTROLLER_SCOPE, VOLUMED_NODE_ID,\n"
+	"VOLUMED_LOG_LEVEL, VOLUMED_DEFAULT_DRIVER.\n"
 	"Precedence: flags, then environment, then config file, then defaults.\n";
 
 static char **member(struct vd_config *cfg, const struct config_key *k)
@@ -83,6 +90,9 @@ static int set_string(struct vd_config *cfg, const struct config_key *k, const c
 		return vd_err_set(err, -EINVAL, "%s %s: must not be empty", origin, k->key);
 	if (k->kind == KEY_ENDPOINT && len && !vd_config_endpoint_path(value))
 		return vd_err_set(err, -EINVAL, "%s %s: '%s' is not unix:///ABSOLUTE/PATH", origin,
+				  k->key, value);
+	if (k->kind == KEY_CSI_SCOPE && strcmp(value, "cluster") != 0 && strcmp(value, "node") != 0)
+		return vd_err_set(err, -EINVAL, "%s %s: '%.40s' is not one of cluster, node", origin,
 				  k->key, value);
 	if (k->kind == KEY_NAME) {
 		struct vd_err name_err = VD_ERR_INIT;
@@ -125,6 +135,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->docker_socket = strdup(VD_DEFAULT_DOCKER_SOCKET);
 	cfg->api_socket = strdup(VD_DEFAULT_API_SOCKET);
 	cfg->csi_endpoint = strdup(VD_DEFAULT_CSI_ENDPOINT);
+	cfg->csi_controller_scope = strdup("cluster");
 	cfg->node_id = strdup(vd_name_check(host, NULL) == 0 ? host : "localhost");
 	cfg->default_driver = strdup("local");
 	cfg->log_level = VD_LOG_INFO;
@@ -162,8 +173,8 @@ static int apply_member(struct vd_config *cfg, const char *key, json_t *value,
 	}
 	if (!k && strcmp(key, "log_level") != 0)
 		return vd_err_set(err, -EINVAL, "config: unknown key '%.60s'; allowed: state_dir, "
-				  "docker_socket, api_socket, csi_endpoint, node_id, log_level, "
-				  "default_driver, drivers", key);
+				  "docker_socket, api_socket, csi_endpoint, csi_controller_scope, "
+				  "node_id, log_level, default_driver, drivers", key);
 	if (!json_is_string(value))
 		return vd_err_set(err, -EINVAL, "config %s: expected a string", key);
 	if (!k)
@@ -216,6 +227,7 @@ static const struct option long_options[] = {
 	{ "docker-socket", required_argument, NULL, OPT_DOCKER_SOCKET },
 	{ "api-socket", required_argument, NULL, OPT_API_SOCKET },
 	{ "csi-endpoint", required_argument, NULL, OPT_CSI_ENDPOINT },
+	{ "csi-controller-scope", required_argument, NULL, OPT_CSI_SCOPE },
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "default-driver", required_argument, NULL, OPT_DEFAULT_DRIVER },

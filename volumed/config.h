@@ -18,6 +18,7 @@ struct vd_config {
 	char *docker_socket;   /* "" disables the Docker plugin */
 	char *api_socket;      /* "" disables the REST API */
 	char *csi_endpoint;    /* unix:///path, or "" to disable CSI */
+	char *csi_controller_scope;  /* "cluster" or "node" */
 	char *node_id;         /* default: the host name */
 	enum vd_log_level log_level;
 	char *default_driver;

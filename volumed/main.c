@@ -42,15 +42,18 @@ static int serve(const struct frontend *fe, struct vd_core *core,
 	return r;
 }
 
-static int serve_csi(const char *endpoint, struct vd_core *core,
+static int serve_csi(const struct vd_config *cfg, struct vd_core *core,
 		     struct vd_grpc_server **ret_server)
 {
 	struct vd_err err = VD_ERR_INIT;
+	const char *endpoint = cfg->csi_endpoint;
+	enum vd_csi_scope scope = VD_CSI_SCOPE_CLUSTER;
 	size_t n;
 	*ret_server = NULL;
 	if (!endpoint[0])
 		return 0;
-	struct vd_grpc_method *methods = vd_csi_methods(&n);
+	vd_csi_scope_parse(cfg->csi_controller_scope, &scope);   /* checked by config */
+	struct vd_grpc_method *methods = vd_csi_methods(scope, &n);
 	int r = methods ? vd_grpc_listen_unix(vd_config_endpoint_path(endpoint), methods, n, core,
 					      NULL, ret_server, &err)
 			: vd_err_set(&err, -ENOMEM, "out of memory");
@@ -112,7 +115,7 @@ static int run(const struct vd_config *cfg)
 	int rc = 1;
 	if (serve(&frontends[0], core, &servers[0]) == 0 &&
 	    serve(&frontends[1], core, &servers[1]) == 0 &&
-	    serve_csi(cfg->csi_endpoint, core, &csi) == 0) {
+	    serve_csi(cfg, core, &csi) == 0) {
 		int sig = wait_for_stop();
 		vd_log(VD_LOG_INFO, "stopping on %s; mounts stay in place", strsignal(sig));
 		rc = 0;
