@@ -72,7 +72,9 @@ struct vd_grpc_method {
 	vd_grpc_handler handler;
 };
 
-/* Zero fields take the defaults shown. */
+/* Zero fields take the defaults shown. Request bodies are buffered up to
+ * one message each, so a connection holds at most about
+ * max_streams * max_message bytes of requests. */
 struct vd_grpc_limits {
 	size_t max_message;        /* bytes of one message, request or response: 4 MiB */
 	unsigned max_streams;      /* concurrent streams per connection (SETTINGS): 256 */
