@@ -616,6 +616,7 @@ static int controller_expand(struct vd_core *core, const Csi__V1__ControllerExpa
 			     ProtobufCMessage **ret_reply, struct vd_err *err)
 {
 	uint64_t size, after = 0;
+	int node_pending = 0;
 	if (!rq->volume_id || !*rq->volume_id)
 		return vd_csi_missing("volume_id", err);
 	if (!rq->capacity_range)
@@ -623,14 +624,14 @@ static int controller_expand(struct vd_core *core, const Csi__V1__ControllerExpa
 	int code = capacity_size(rq->capacity_range, &size, err);
 	if (code)
 		return code;
-	int r = vd_core_expand(core, rq->volume_id, size, &after, err);
+	int r = vd_core_expand(core, rq->volume_id, size, &after, &node_pending, err);
 	if (r < 0)
 		return r == -ERANGE ? VD_GRPC_OUT_OF_RANGE : r;
 	Csi__V1__ControllerExpandVolumeResponse *resp = MSG(
 		Csi__V1__ControllerExpandVolumeResponse,
 		csi__v1__controller_expand_volume_response__descriptor);
 	resp->capacity_bytes = (int64_t)after;
-	resp->node_expansion_required = 0;   /* the driver grows a mounted file system too */
+	resp->node_expansion_required = node_pending;
 	*ret_reply = &resp->base;
 	return 0;
 }

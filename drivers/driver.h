@@ -78,9 +78,11 @@ struct vd_driver_ops {
 	/* Controller side: grows the backing storage to new_size bytes (never
 	 * shrinks: a smaller size is 0, nothing done) and returns the new
 	 * spec. Where the volume is staged on this host, also grows its file
-	 * system. Blocks. Idempotent. */
+	 * system; ret_node_pending is set when that could not happen now and
+	 * node_expand must follow. Blocks. Idempotent. */
 	int (*expand)(void *priv, const char *name, const json_t *spec, const json_t *data,
-		      uint64_t new_size, json_t **ret_spec, struct vd_err *err);
+		      uint64_t new_size, json_t **ret_spec, int *ret_node_pending,
+		      struct vd_err *err);
 
 	/* Node side: grows the staged file system to fill its storage. Blocks.
 	 * Idempotent (nothing to grow is 0). */

@@ -673,8 +673,10 @@ static uint64_t local_spec_size(void *priv, const json_t *spec)
 }
 
 static int local_expand(void *priv, const char *name, const json_t *spec, const json_t *data,
-			uint64_t new_size, json_t **ret_spec, struct vd_err *err)
+			uint64_t new_size, json_t **ret_spec, int *ret_node_pending,
+			struct vd_err *err)
 {
+	int pending = 0;
 	const struct local *l = priv;
 	struct local_spec ls;
 	char mnt[PATH_MAX], img[PATH_MAX], have[32], max[32];
@@ -683,7 +685,7 @@ static int local_expand(void *priv, const char *name, const json_t *spec, const 
 	if (r < 0)
 		return r;
 	if (ls.size == 0)
-		return vd_err_set(err, -EOPNOTSUPP, "volume %s cannot be expanded: directory "
+		return vd_err_set(err, -EINVAL, "volume %s cannot be expanded: directory "
 				  "volumes have no size; only volumes created with a size can grow",
 				  name);
 	if (new_size > LOCAL_SIZE_MAX) {
@@ -702,7 +704,8 @@ static int local_expand(void *priv, const char *name, const json_t *spec, const 
 			r = grow_if_staged(l, name, &ls, img, mnt, err);
 		if (r == -EPERM) {
 			vd_err_clear(err);   /* not allowed online (see vd_mount_grow): */
-			r = 0;               /* it grows at the next stage */
+			r = 0;               /* node_expand, or the next stage, grows it */
+			pending = 1;
 		}
 		if (r < 0)
 			return r;
@@ -711,6 +714,7 @@ static int local_expand(void *priv, const char *name, const json_t *spec, const 
 	if (!out)
 		return vd_err_set(err, -ENOMEM, "driver local: out of memory");
 	*ret_spec = out;
+	*ret_node_pending = pending;
 	return 0;
 }
 

@@ -285,7 +285,7 @@ int vd_catalog_remove(struct vd_catalog *catalog, const char *name, struct vd_er
 }
 
 static int expand_locked(struct vd_catalog *c, const char *name, uint64_t new_size,
-			 uint64_t *ret_size, struct vd_err *err)
+			 uint64_t *ret_size, int *ret_node_pending, struct vd_err *err)
 {
 	const struct vd_backend *b;
 	json_t *spec = NULL, *published = vd_docset_get(c->docs, name);
@@ -296,7 +296,8 @@ static int expand_locked(struct vd_catalog *c, const char *name, uint64_t new_si
 		r = vd_err_set(err, -EOPNOTSUPP, "driver %s cannot expand volumes", b->ops->name);
 	if (r == 0)
 		r = b->ops->expand(b->priv, name, json_object_get(published, "spec"),
-				   json_object_get(published, "data"), new_size, &spec, err);
+				   json_object_get(published, "data"), new_size, &spec,
+				   ret_node_pending, err);
 	if (r == 0 && !json_equal(spec, json_object_get(published, "spec"))) {
 		json_t *doc = vd_doc_edit(published);
 		json_object_set(doc, "spec", spec);
@@ -311,13 +312,13 @@ static int expand_locked(struct vd_catalog *c, const char *name, uint64_t new_si
 }
 
 int vd_catalog_expand(struct vd_catalog *catalog, const char *name, uint64_t new_size,
-		      uint64_t *ret_size, struct vd_err *err)
+		      uint64_t *ret_size, int *ret_node_pending, struct vd_err *err)
 {
 	int r = vd_name_check(name, err);
 	if (r < 0)
 		return r;
 	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
-	r = expand_locked(catalog, name, new_size, ret_size, err);
+	r = expand_locked(catalog, name, new_size, ret_size, ret_node_pending, err);
 	vd_docset_unlock(catalog->docs, lock);
 	return r;
 }

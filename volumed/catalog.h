@@ -38,9 +38,10 @@ struct vd_source {
 int vd_catalog_create_from(struct vd_catalog *catalog, const char *name, const char *driver,
 			   const json_t *opts, const struct vd_source *src, struct vd_err *err);
 
-/* Grows a volume to at least new_size bytes; ret_size is its size after. */
+/* Grows a volume to at least new_size bytes; ret_size is its size after,
+ * ret_node_pending whether its file system must still grow on its node. */
 int vd_catalog_expand(struct vd_catalog *catalog, const char *name, uint64_t new_size,
-		      uint64_t *ret_size, struct vd_err *err);
+		      uint64_t *ret_size, int *ret_node_pending, struct vd_err *err);
 
 /* Runs fn with the volume's document while holding the volume's lock, so
  * nothing changes the volume meanwhile (snapshots). -ENOENT when absent. */

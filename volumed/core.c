@@ -192,9 +192,10 @@ int vd_core_unpublish(struct vd_core *core, const char *name, const char *node_i
 }
 
 int vd_core_expand(struct vd_core *core, const char *name, uint64_t new_size,
-		   uint64_t *ret_size, struct vd_err *err)
+		   uint64_t *ret_size, int *ret_node_pending, struct vd_err *err)
 {
-	return vd_catalog_expand(core->catalog, name, new_size, ret_size, err);
+	*ret_node_pending = 0;
+	return vd_catalog_expand(core->catalog, name, new_size, ret_size, ret_node_pending, err);
 }
 
 int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *err)

@@ -77,9 +77,11 @@ const char *vd_core_node_id(const struct vd_core *core);
 int vd_core_node_known(const struct vd_core *core, const char *node_id);
 
 /* Grows a volume's storage to at least new_size bytes (and its file system
- * where it is mounted here); ret_size is the size after. */
+ * where it is mounted here); ret_size is the size after; ret_node_pending
+ * is set when the mounted file system could not grow yet and
+ * vd_core_node_expand must follow. */
 int vd_core_expand(struct vd_core *core, const char *name, uint64_t new_size,
-		   uint64_t *ret_size, struct vd_err *err);
+		   uint64_t *ret_size, int *ret_node_pending, struct vd_err *err);
 /* Node side: grows the mounted file system to fill its storage. */
 int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *err);
 

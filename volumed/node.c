@@ -160,6 +160,21 @@ out:
 	return r;
 }
 
+/* -EEXIST when id is already bound with other options than o asks. */
+static int bind_same(const json_t *record, const char *name, const char *id,
+		     const struct vd_mount_opts *o, struct vd_err *err)
+{
+	const json_t *bind = json_object_get(json_object_get(record, "binds"), id);
+	if (!bind || !o->target)
+		return 0;
+	if (strcmp(vd_doc_str(bind, "target"), o->target) == 0 &&
+	    json_is_true(json_object_get(bind, "readonly")) == !!o->readonly &&
+	    (unsigned long)json_integer_value(json_object_get(bind, "flags")) == o->flags)
+		return 0;
+	return vd_err_set(err, -EEXIST, "volume %s is already published at %s with other options "
+			  "(read-only or mount flags); unpublish it there first", name, o->target);
+}
+
 /* Another reference to a volume already staged here. */
 static int mount_again(struct vd_node *node, const char *name, const json_t *published,
 		       const char *id, const struct vd_mount_opts *o, char **ret_path,
@@ -171,8 +186,10 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 				  "also be used as %s", name,
 				  o->block ? "a file system" : "a block device",
 				  o->block ? "a block device" : "a file system");
-	int r = stage(node, name, published, o->block, &path, err);  /* repairs a lost mount */
+	int r = bind_same(published, name, id, o, err);
 	if (r < 0)
+		return r;
+	if ((r = stage(node, name, published, o->block, &path, err)) < 0)  /* repairs a lost mount */
 		return r;
 	if (id_index(published, id) < 0) {
 		json_t *record = vd_doc_edit(published);

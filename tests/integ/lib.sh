@@ -298,10 +298,12 @@ volumed_exec() {
 	done
 }
 
-# volumed_start [ARGS...]: volumed on this test's state dir and sockets.
+# volumed_start [ARGS...]: volumed on this test's state dir and sockets
+# (its CSI endpoint too, so that it never takes the host's default one).
 volumed_start() {
 	volumed_exec --state-dir "$VD_STATE" --api-socket "$VD_API" \
-		--docker-socket "$VD_SOCK" --node-id "$VD_NODE" --log-level "$VD_LOG_LEVEL" "$@"
+		--docker-socket "$VD_SOCK" --csi-endpoint "$VD_CSI_ENDPOINT" --node-id "$VD_NODE" \
+		--log-level "$VD_LOG_LEVEL" "$@"
 	wait_until 5 test -S "$VD_SOCK" || fail "volumed did not create the plugin socket $VD_SOCK"
 }
 
@@ -493,3 +495,33 @@ trap cleanup EXIT
 trap 'exit 143' TERM
 trap 'exit 130' INT
 trap 'exit 129' HUP
+
+# ---------------------------------------------------------------- CSI
+
+# volumed's CSI endpoint for this test (volumed_start_csi), and the Python
+# stubs for csi.proto (csi_stubs_make). An endpoint from the caller's
+# environment would change where volumed listens: tests pass their own.
+unset CSI_ENDPOINT
+VD_CSI_SOCK=$T/csi.sock
+VD_CSI_ENDPOINT=unix://$VD_CSI_SOCK
+CSI_STUBS=$T/csi-stubs
+
+# volumed_start_csi [ARGS...]: volumed_start, also serving CSI on
+# VD_CSI_ENDPOINT; waits for its socket.
+volumed_start_csi() {
+	volumed_start "$@"
+	wait_until 5 test -S "$VD_CSI_SOCK" || fail "volumed did not create the CSI socket $VD_CSI_SOCK"
+}
+
+# csi_stubs_make: generates csi_pb2.py and csi_pb2_grpc.py into CSI_STUBS.
+csi_stubs_make() {
+	bash "$VD_ROOT/tests/integ/csi_stubs.sh" "$CSI_STUBS" >"$T/csi_stubs.log" 2>&1 ||
+		fail "cannot generate the CSI stubs (python3-grpc-tools?): $(tail -n 5 "$T/csi_stubs.log")"
+}
+
+# csi_client SCENARIO [ARGS...]: runs tests/integ/csi_client.py against this
+# test's volumed (endpoint, node id, directories); its status is the result.
+csi_client() {
+	PYTHONPATH=$CSI_STUBS "$PY" "$VD_ROOT/tests/integ/csi_client.py" --endpoint "$VD_CSI_ENDPOINT" \
+		--node "$VD_NODE" --dir "$T" --state-dir "$VD_STATE" "$@"
+}

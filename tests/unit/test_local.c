@@ -570,7 +570,9 @@ static void expand_mounted(struct fixture *f, const char *opts, uint64_t to, int
 	uint64_t before = fs_size(path), from = file_size(f->dir, "local/g/disk.img");
 	put_file(path, "keep", "kept");
 
-	ok(f->ops->expand(f->priv, "g", spec, NULL, to, &grown, &err), &err, "expand");
+	int pending = -1;
+	ok(f->ops->expand(f->priv, "g", spec, NULL, to, &grown, &pending, &err), &err, "expand");
+	assert_int_equal(pending, !online);
 	assert_int_equal(json_integer_value(json_object_get(grown, "size_bytes")), to);
 	assert_string_equal(json_string_value(json_object_get(grown, "fstype")),
 			    json_string_value(json_object_get(spec, "fstype")));
@@ -592,7 +594,7 @@ static void expand_mounted(struct fixture *f, const char *opts, uint64_t to, int
 	ok(f->ops->node_expand(f->priv, "g", grown, NULL, &err), &err, "node_expand");
 
 	/* The same or a smaller size: nothing done, the spec as it was. */
-	ok(f->ops->expand(f->priv, "g", grown, NULL, to - (4 << 20), &same, &err), &err, "shrink");
+	ok(f->ops->expand(f->priv, "g", grown, NULL, to - (4 << 20), &same, &pending, &err), &err, "shrink");
 	assert_true(json_equal(same, grown));
 	assert_int_equal(file_size(f->dir, "local/g/disk.img"), to);
 
@@ -628,8 +630,9 @@ static void test_expand_unmounted(void **state)
 	struct stat st;
 	if (!can_mount())
 		skip();
+	int pending = -1;
 	ok(f->ops->create(f->priv, "u", spec, &data, &err), &err, "create");
-	ok(f->ops->expand(f->priv, "u", spec, NULL, (48ULL << 20) + 1, &grown, &err), &err,
+	ok(f->ops->expand(f->priv, "u", spec, NULL, (48ULL << 20) + 1, &grown, &pending, &err), &err,
 	   "expand");
 	/* Rounded up to 4 KiB, still sparse, the grow left for stage. */
 	assert_int_equal(json_integer_value(json_object_get(grown, "size_bytes")),
@@ -662,16 +665,17 @@ static void test_expand_limits(void **state)
 	assert_int_equal(f->ops->spec_size(f->priv, dir), 0);
 	assert_int_equal(f->ops->spec_size(f->priv, spec), 16ULL << 20);
 
+	int pending = -1;
 	ok(f->ops->create(f->priv, "d", dir, &data, &err), &err, "create d");
-	expect_error(f->ops->expand(f->priv, "d", dir, NULL, 1ULL << 30, &out, &err), -EOPNOTSUPP,
+	expect_error(f->ops->expand(f->priv, "d", dir, NULL, 1ULL << 30, &out, &pending, &err), -EINVAL,
 		     &err, "directory volumes have no size");
 	ok(f->ops->node_expand(f->priv, "d", dir, NULL, &err), &err, "node_expand d");
 
 	ok(f->ops->create(f->priv, "s", spec, &data, &err), &err, "create s");
-	expect_error(f->ops->expand(f->priv, "s", spec, NULL, 65ULL << 40, &out, &err), -ERANGE,
+	expect_error(f->ops->expand(f->priv, "s", spec, NULL, 65ULL << 40, &out, &pending, &err), -ERANGE,
 		     &err, "new size 65Ti is larger than the maximum 64Ti");
 	assert_null(out);
-	ok(f->ops->expand(f->priv, "s", spec, NULL, 8ULL << 20, &out, &err), &err, "no shrink");
+	ok(f->ops->expand(f->priv, "s", spec, NULL, 8ULL << 20, &out, &pending, &err), &err, "no shrink");
 	assert_true(json_equal(out, spec));
 	assert_int_equal(file_size(f->dir, "local/s/disk.img"), 16ULL << 20);
 	assert_false(exists(f->dir, "local/s/grow-pending"));
@@ -910,7 +914,8 @@ static void test_block_attach(void **state)
 	assert_memory_equal(buf, "block!", 6);
 
 	/* An expand reaches the attached device. */
-	ok(f->ops->expand(f->priv, "b", spec, NULL, 32ULL << 20, &grown, &err), &err, "expand");
+	int pending = -1;
+	ok(f->ops->expand(f->priv, "b", spec, NULL, 32ULL << 20, &grown, &pending, &err), &err, "expand");
 	assert_int_equal(device_size(dev), 32ULL << 20);
 
 	ok(f->ops->block_detach(f->priv, "b", grown, NULL, &err), &err, "detach");
