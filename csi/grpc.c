@@ -118,6 +118,7 @@ struct conn {
 	struct stream *streams;
 	uint8_t *out;                  /* bytes from the session not yet written: */
 	size_t out_cap, out_len, out_off;  /* out[out_off..out_len) */
+	size_t buffered;               /* request bytes held by its streams */
 	double last_io;
 	double stop_by;                /* stopping: give up flushing then */
 	struct conn *prev, *next;      /* srv->conns, under srv->lock */
@@ -274,6 +275,14 @@ static void conn_unref(struct conn *c)
 	free(c);
 }
 
+static void stream_body_drop(struct conn *c, struct stream *s)
+{
+	c->buffered -= s->body_cap;
+	free(s->body);
+	s->body = NULL;
+	s->body_len = s->body_cap = 0;
+}
+
 static void stream_free(struct stream *s)
 {
 	free(s->body);
@@ -322,6 +331,7 @@ static struct job *job_new(struct conn *c, struct stream *s, const uint8_t *msg,
 	j->body = s->body;             /* the message lies inside it */
 	j->msg = msg;
 	j->msg_len = len;
+	c->buffered -= s->body_cap;    /* the job holds it now (workers are bounded) */
 	s->body = NULL;
 	s->body_len = s->body_cap = 0;
 	return j;
@@ -507,9 +517,7 @@ static void stream_fail(struct conn *c, struct stream *s, int http_status, int s
 		job_cancel(s->job);
 		s->job = NULL;
 	}
-	free(s->body);
-	s->body = NULL;
-	s->body_len = s->body_cap = 0;
+	stream_body_drop(c, s);
 	s->state = ST_ANSWERED;
 	vd_log(VD_LOG_DEBUG, "grpc: stream %d: %s: %s", s->id, vd_grpc_status_name(status), msg);
 	if (nghttp2_submit_response(c->session, s->id, nva, n, NULL) != 0)
@@ -684,6 +692,10 @@ static int stream_check(struct conn *c, struct stream *s, size_t len)
 	return -1;
 }
 
+/* What one connection may hold of requests not yet complete: a few whole
+ * messages, however many streams are open. */
+#define CONN_BUFFER_MAX(c) (4 * ((c)->svc->limits.max_message + VD_GRPC_PREFIX_LEN))
+
 /* Buffers request bytes, never more than one message and its prefix. */
 static int stream_append(struct conn *c, struct stream *s, const uint8_t *data, size_t len)
 {
@@ -700,11 +712,18 @@ static int stream_append(struct conn *c, struct stream *s, const uint8_t *data, 
 			cap *= 2;
 		if (cap > limit)
 			cap = limit;
+		if (c->buffered + (cap - s->body_cap) > CONN_BUFFER_MAX(c)) {
+			stream_fail(c, s, 200, VD_GRPC_RESOURCE_EXHAUSTED,
+				    "this connection holds more than %zu bytes of unfinished "
+				    "requests; send fewer at once", CONN_BUFFER_MAX(c));
+			return -1;
+		}
 		uint8_t *bigger = realloc(s->body, cap);
 		if (!bigger) {
 			stream_fail(c, s, 200, VD_GRPC_RESOURCE_EXHAUSTED, "out of memory");
 			return -1;
 		}
+		c->buffered += cap - s->body_cap;
 		s->body = bigger;
 		s->body_cap = cap;
 	}
@@ -833,6 +852,7 @@ static int on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t
 		c->streams = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
+	stream_body_drop(c, s);
 	stream_free(s);
 	return 0;
 }

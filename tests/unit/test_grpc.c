@@ -585,6 +585,72 @@ static void test_concurrent_streams(void **state)
 		call_free(&c[i]);
 }
 
+/* Sends what it has of the body and then waits: the stream stays open. */
+static ssize_t on_read_partial(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+			       size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+			       void *user_data)
+{
+	struct call *c = source->ptr;
+	(void)session, (void)stream_id, (void)user_data, (void)data_flags;
+	size_t n = c->body_len - c->sent < length ? c->body_len - c->sent : length;
+	if (n == 0)
+		return NGHTTP2_ERR_DEFERRED;
+	memcpy(buf, c->body + c->sent, n);
+	c->sent += n;
+	return (ssize_t)n;
+}
+
+/* Many streams that never finish their request cannot make one connection
+ * hold more than a few messages' worth of memory. */
+static void test_connection_buffer_budget(void **state)
+{
+	struct fixture *f = *state;
+	const struct vd_grpc_limits limits = { .max_message = 1024 };
+	enum { N = 8 };
+	struct call c[N];
+	uint8_t body[900];
+	start(f, &limits);
+	memset(body, 'x', sizeof(body));
+	vd_grpc_prefix_encode(body, 0, 1000);   /* promises more than it sends */
+	struct client cl;
+	client_open(&cl, f->sock, 0);
+	size_t refused = 0;
+	for (int i = 0; i < N; i++) {
+		call_init_raw(&c[i], "/x.Y/Echo", body, sizeof(body));
+		nghttp2_nv nva[] = {
+			{ (uint8_t *)":method", (uint8_t *)"POST", 7, 4, 0 },
+			{ (uint8_t *)":scheme", (uint8_t *)"http", 7, 4, 0 },
+			{ (uint8_t *)":authority", (uint8_t *)"localhost", 10, 9, 0 },
+			{ (uint8_t *)":path", (uint8_t *)"/x.Y/Echo", 5, 9, 0 },
+			{ (uint8_t *)"content-type", (uint8_t *)"application/grpc", 12, 16, 0 },
+		};
+		nghttp2_data_provider dp = { .source.ptr = &c[i], .read_callback = on_read_partial };
+		c[i].id = nghttp2_submit_request(cl.session, NULL, nva, 5, &dp, &c[i]);
+		assert_true(c[i].id > 0);
+	}
+	/* Read until the streams past the budget are answered. */
+	for (int rounds = 0; rounds < 50 && refused < N - 4; rounds++) {
+		assert_int_equal(client_send(&cl), 0);
+		struct pollfd pfd = { cl.fd, POLLIN, 0 };
+		if (poll(&pfd, 1, 200) <= 0)
+			continue;
+		uint8_t buf[16384];
+		ssize_t n = read(cl.fd, buf, sizeof(buf));
+		assert_true(n > 0);
+		assert_true(nghttp2_session_mem_recv(cl.session, buf, (size_t)n) >= 0);
+		refused = 0;
+		for (int i = 0; i < N; i++)
+			refused += c[i].grpc_status == VD_GRPC_RESOURCE_EXHAUSTED;
+	}
+	assert_int_equal(refused, N - 4);   /* 4 x 1 KiB buffers fit in 4 messages' worth */
+	for (int i = 0; i < N; i++)
+		if (c[i].grpc_status == VD_GRPC_RESOURCE_EXHAUSTED)
+			assert_non_null(strstr(c[i].message, "unfinished requests"));
+	client_close(&cl);
+	for (int i = 0; i < N; i++)
+		call_free(&c[i]);
+}
+
 struct conn_thread {
 	const char *sock;
 	int index;
@@ -832,6 +898,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_deadline, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_concurrent_streams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_connection_buffer_budget, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_several_connections, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_connection_limit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_garbage_preface, setup, teardown),
