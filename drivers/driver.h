@@ -25,6 +25,9 @@ struct vd_driver_env {
 
 struct vd_driver_ops {
 	const char *name;
+	/* 1 when a volume can be used from several nodes at once (a network
+	 * file system): multi-writer access modes are then allowed. */
+	int multi_node;
 
 	/* Reads settings; blocks (may create directories). Optional. */
 	int (*init)(const struct vd_driver_env *env, void **ret_priv, struct vd_err *err);
@@ -117,6 +120,15 @@ struct vd_driver_ops {
 
 	/* Bytes available for new volumes (GetCapacity). Optional. */
 	int (*capacity)(void *priv, uint64_t *ret_bytes, struct vd_err *err);
+
+	/* The volumes the backend itself holds, for a controller that lost
+	 * its catalog (the backend is the truth): fn is called with each
+	 * volume's name, options (as given at create), spec and data, all
+	 * borrowed; a non-zero return stops the walk. Blocks. Optional. */
+	int (*discover)(void *priv,
+			int (*fn)(const char *name, const json_t *options, const json_t *spec,
+				  const json_t *data, void *userdata),
+			void *userdata, struct vd_err *err);
 };
 
 /* The registry: every driver this build has, listed explicitly. */

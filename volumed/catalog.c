@@ -50,6 +50,58 @@ static int load_one(struct vd_docset *set, const char *name, json_t *doc, void *
 	return 0;
 }
 
+static json_t *doc_new(const char *name, const char *driver, const json_t *opts,
+		       json_t *spec, const struct vd_source *src);
+
+struct import {
+	struct vd_catalog *c;
+	const struct vd_backend *b;
+	unsigned count;
+};
+
+/* A volume the backend holds that the catalog does not know: adopt it. */
+static int import_one(const char *name, const json_t *options, const json_t *spec,
+		      const json_t *data, void *userdata)
+{
+	struct import *im = userdata;
+	struct vd_err err = VD_ERR_INIT;
+	if (vd_name_check(name, NULL) < 0)
+		return 0;
+	struct vd_lock *lock = vd_docset_lock(im->c->docs, name);
+	json_t *doc = vd_docset_get(im->c->docs, name);
+	if (!doc && (doc = doc_new(name, im->b->ops->name, options, json_deep_copy(spec), NULL))) {
+		json_object_set_new(doc, "data", data ? json_deep_copy(data) : json_null());
+		json_object_set_new(doc, "state", json_string("ready"));
+		if (vd_docset_put(im->c->docs, name, doc, 1, &err) == 0)
+			im->count++;
+		else
+			vd_log(VD_LOG_ERROR, "catalog volume=%s: cannot adopt: %s", name,
+			       vd_err_msg(&err));
+	}
+	json_decref(doc);
+	vd_docset_unlock(im->c->docs, lock);
+	return 0;
+}
+
+/* Drivers whose backend is the truth (a shared export) hand back the
+ * volumes a controller that lost its state would otherwise forget. */
+static void import_discovered(struct vd_catalog *c)
+{
+	for (size_t i = 0; vd_drivers[i]; i++) {
+		const struct vd_backend *b = vd_backend_find(c->backends, vd_drivers[i]->name);
+		struct import im = { c, b, 0 };
+		struct vd_err err = VD_ERR_INIT;
+		if (!b || !b->ops->discover)
+			continue;
+		if (b->ops->discover(b->priv, import_one, &im, &err) < 0)
+			vd_log(VD_LOG_WARN, "catalog driver=%s: cannot list its volumes: %s",
+			       b->ops->name, vd_err_msg(&err));
+		if (im.count)
+			vd_log(VD_LOG_INFO, "catalog driver=%s: adopted %u volumes from the backend",
+			       b->ops->name, im.count);
+	}
+}
+
 int vd_catalog_open(const char *state_dir, const struct vd_backends *backends,
 		    struct vd_catalog **ret_catalog, struct vd_err *err)
 {
@@ -64,6 +116,7 @@ int vd_catalog_open(const char *state_dir, const struct vd_backends *backends,
 		free(c);
 		return r;
 	}
+	import_discovered(c);
 	*ret_catalog = c;
 	return 0;
 }
@@ -370,11 +423,16 @@ static const char *attachment_access(const json_t *attachment)
 }
 
 /* -EBUSY when another node's attachment excludes node_id's access. */
-static int attach_allowed(const json_t *doc, const char *name, const char *node_id,
-			  enum vd_access access, struct vd_err *err)
+static int attach_allowed(struct vd_catalog *c, const json_t *doc, const char *name,
+			  const char *node_id, enum vd_access access, struct vd_err *err)
 {
 	const char *node;
 	json_t *a;
+	const struct vd_backend *b = vd_backend_find(c->backends, vd_doc_str(doc, "driver"));
+	if (access == VD_ACCESS_MULTI && b && !b->ops->multi_node)
+		return vd_err_set(err, -EINVAL, "volume %s (driver %s) lives on one node; "
+				  "multi-node writer access needs a network driver such as nfs",
+				  name, b->ops->name);
 	json_object_foreach(json_object_get(doc, "attachments"), node, a) {
 		if (strcmp(node, node_id) == 0)
 			continue;
@@ -396,7 +454,7 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 	if (!doc)
 		return attach ? not_found(name, err) : 0;
 	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
-	int r = attach && !present ? attach_allowed(doc, name, node_id, access, err) : 0;
+	int r = attach && !present ? attach_allowed(c, doc, name, node_id, access, err) : 0;
 	if (r == 0 && present != attach) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);

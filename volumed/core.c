@@ -98,13 +98,38 @@ void vd_core_free(struct vd_core *core)
 	free(core);
 }
 
-int vd_core_create(struct vd_core *core, const char *name, const char *driver,
-		   const json_t *opts, struct vd_err *err)
+/* The "driver" option chooses the driver (Docker's -o driver=nfs, CSI's
+ * StorageClass parameter); the driver itself never sees it. ret_opts is a
+ * new reference without it. */
+static int driver_option(const json_t *opts, const char **driver, json_t **ret_opts,
+			 struct vd_err *err)
 {
 	if (opts && !json_is_object(opts))
 		return vd_err_set(err, -EINVAL, "options must be an object of strings");
-	return vd_catalog_create(core->catalog, name, driver ? driver : core->default_driver,
-				 opts, err);
+	json_t *chosen = json_object_get(opts, "driver");
+	if (!chosen) {
+		*ret_opts = json_incref((json_t *)opts);
+		return 0;
+	}
+	if (!json_is_string(chosen))
+		return vd_err_set(err, -EINVAL, "option driver must be a string; available: %s",
+				  vd_driver_names());
+	if (*driver && strcmp(*driver, json_string_value(chosen)) != 0)
+		return vd_err_set(err, -EINVAL, "option driver=%s contradicts driver %s",
+				  json_string_value(chosen), *driver);
+	json_t *rest = json_copy((json_t *)opts);
+	if (!rest)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	*driver = json_string_value(chosen);
+	json_object_del(rest, "driver");
+	*ret_opts = rest;
+	return 0;
+}
+
+int vd_core_create(struct vd_core *core, const char *name, const char *driver,
+		   const json_t *opts, struct vd_err *err)
+{
+	return vd_core_create_from(core, name, driver, opts, NULL, NULL, err);
 }
 
 int vd_core_create_from(struct vd_core *core, const char *name, const char *driver,
@@ -112,18 +137,19 @@ int vd_core_create_from(struct vd_core *core, const char *name, const char *driv
 			struct vd_err *err)
 {
 	struct vd_source src = { snapshot, volume };
-	json_t *snap = NULL;
-	int r = 0;
-	if (opts && !json_is_object(opts))
-		return vd_err_set(err, -EINVAL, "options must be an object of strings");
-	if (snapshot && (r = vd_snapshots_get(core->snapshots, snapshot, &snap, err)) < 0)
-		return r;
+	json_t *snap = NULL, *rest = NULL;
+	int r = driver_option(opts, &driver, &rest, err);
+	if (r == 0 && snapshot)
+		r = vd_snapshots_get(core->snapshots, snapshot, &snap, err);
 	/* A snapshot's content can only go into a volume of its own driver. */
-	if (snap && !driver)
+	if (r == 0 && snap && !driver)
 		driver = vd_doc_str(snap, "driver");
-	r = vd_catalog_create_from(core->catalog, name, driver ? driver : core->default_driver,
-				   opts, snapshot || volume ? &src : NULL, err);
+	if (r == 0)
+		r = vd_catalog_create_from(core->catalog, name,
+					   driver ? driver : core->default_driver, rest,
+					   snapshot || volume ? &src : NULL, err);
 	json_decref(snap);
+	json_decref(rest);
 	return r;
 }
 
@@ -132,10 +158,20 @@ int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err)
 	return vd_catalog_remove(core->catalog, name, err);
 }
 
+/* Docker shares a network volume between nodes; a local one stays put. */
 int vd_core_mount(struct vd_core *core, const char *name, const char *mount_id,
 		  char **ret_path, struct vd_err *err)
 {
-	return vd_node_mount(core->node, name, mount_id, NULL, ret_path, err);
+	struct vd_mount_opts o = { .access = VD_ACCESS_SINGLE };
+	json_t *doc = NULL;
+	if (vd_catalog_get(core->catalog, name, &doc, NULL) == 0) {
+		const struct vd_backend *b = vd_backend_find(core->backends,
+							     vd_doc_str(doc, "driver"));
+		if (b && b->ops->multi_node)
+			o.access = VD_ACCESS_MULTI;
+		json_decref(doc);
+	}
+	return vd_node_mount(core->node, name, mount_id, &o, ret_path, err);
 }
 
 int vd_core_mount_ex(struct vd_core *core, const char *name, const char *mount_id,

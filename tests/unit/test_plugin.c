@@ -299,16 +299,18 @@ static void test_bad_options(void **state)
 		"Opts is an array");
 	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":\"size=1\"}", 400,
 		"Opts is a string");
-	/* Unknown options reach the driver, which names the accepted ones;
-	 * volumed's own "driver" option is not one of them here. */
+	/* Unknown options reach the driver, which names the accepted ones. */
 	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"bogus\":\"1\"}}", 200,
 		"bogus");
-	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"driver\":\"local\"}}", 200,
-		"driver");
+	/* The "driver" option picks the driver; an unknown one is named with
+	 * the drivers available. */
+	refused(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"driver\":\"nosuch\"}}",
+		200, "available: local");
 	/* Nothing was created. */
 	json_t *r = ok(f, "/VolumeDriver.List", "{}");
 	assert_int_equal(json_array_size(json_object_get(r, "Volumes")), 0);
 	json_decref(r);
+	ok_drop(f, "/VolumeDriver.Create", "{\"Name\":\"o\",\"Opts\":{\"driver\":\"local\"}}");
 }
 
 static void test_bad_ids(void **state)
