@@ -2,7 +2,7 @@
 # `make SANITIZE=1 test` (ASan + UBSan), `make fuzz` (libFuzzer, clang).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl libprotobuf-c libnghttp2
+PKGS    := libmicrohttpd jansson libcurl libprotobuf-c libnghttp2 libnfs
 BUILD   := build$(if $(SANITIZE),-san)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \

@@ -9,9 +9,11 @@
 #include <string.h>
 
 extern const struct vd_driver_ops vd_driver_local;
+extern const struct vd_driver_ops vd_driver_nfs;
 
 const struct vd_driver_ops *const vd_drivers[] = {
 	&vd_driver_local,
+	&vd_driver_nfs,
 	NULL,
 };
 
