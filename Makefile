@@ -17,7 +17,8 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c
 MAIN_SRCS   := volumed/main.c
 CORE_SRCS   := $(filter-out $(CLIENT_SRCS) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
-	$(wildcard drivers/*.c) $(wildcard docker-plugin/*.c) $(wildcard csi/*.c)
+	$(wildcard drivers/*.c) $(wildcard docker-plugin/*.c) $(wildcard csi/*.c) \
+	drivers/fuse/nfs_url.c
 COMMON_SRCS := volumed/err.c volumed/log.c volumed/names.c
 
 obj = $(patsubst %.c,$(BUILD)/%.o,$(1))
@@ -42,7 +43,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
-PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl
+PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(BUILD)/bin/volumed-nfs-fuse
 
 .PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ bench fuzz clean
 all: $(PROGRAMS)
@@ -93,6 +94,17 @@ $(BUILD)/bin/volumed: $(call obj,$(MAIN_SRCS)) $(BUILD)/libvolumed.a
 $(BUILD)/bin/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# volumed-nfs-fuse, the userspace NFS data path (drivers/fuse/nfs_*.c): its
+# own libraries (libfuse3, libnfs), so volumed itself links neither. Only the
+# pure URL parser is also in libvolumed.a (unit tests, fuzzing).
+NFS_FUSE_PKGS := fuse3 libnfs
+NFS_FUSE_SRCS := drivers/fuse/nfs_fuse.c drivers/fuse/nfsfs.c drivers/fuse/nfs_url.c
+$(BUILD)/drivers/fuse/%.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS) 2>/dev/null)
+
+$(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(NFS_FUSE_PKGS) 2>/dev/null)
 
 # Shared test scaffolding (tests/support/fixture.h), in every test and replay binary.
 TEST_SUPPORT_OBJS := $(BUILD)/tests/support/fixture.o

@@ -8,12 +8,18 @@
 #       connection): Get, List with V volumes, Create;
 #   (c) volumed's resident memory (VmRSS) idle and with V volumes;
 #   (d) CSI round trips on one gRPC channel (bench/csi_bench.py): CreateVolume,
-#       NodePublishVolume, ListVolumes with the V volumes, a full lifecycle.
+#       NodePublishVolume, ListVolumes with the V volumes, a full lifecycle;
+#   (e) the NFS data path (bench/nfs_bench.c) against a private nfs-ganesha:
+#       sequential 1 MiB writes + fsync and 1 MiB reads of BENCH_NFS_MIB MiB,
+#       and 4 KiB files created + written + fsync'd, through an nfs volume's
+#       mount (the FUSE helper) vs libnfs directly vs the local disk.
 #
 #   BUILD=build bench/run.sh [--out FILE]
 #   BENCH_N (default 30), BENCH_VOLUMES (default 10000), BENCH_GETS (2000),
 #   BENCH_LISTS (20, also CSI ListVolumes), BENCH_CSI_N (CSI creates and
-#   publishes, default 500), BENCH_CSI_LIFECYCLES (200), BENCH_LOG_LEVEL (info).
+#   publishes, default 500), BENCH_CSI_LIFECYCLES (200), BENCH_LOG_LEVEL (info),
+#   BENCH_NFS (1; 0 skips (e)), BENCH_NFS_MIB (512), BENCH_NFS_FILES (500),
+#   BENCH_NFS_REPS (3: the median of 3 runs of each NFS figure).
 # Prints a table; writes nothing into the tree unless --out FILE is given.
 set -u
 
@@ -22,7 +28,7 @@ while (($#)); do
 	case $1 in
 	--out) out_file=${2:?--out needs a file}; shift 2 ;;
 	--out=*) out_file=${1#--out=}; shift ;;
-	-h | --help) sed -n '2,19p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (allowed: --out FILE)" >&2; exit 2 ;;
 	esac
 done
@@ -35,6 +41,10 @@ LISTS=${BENCH_LISTS:-20}
 CSI_N=${BENCH_CSI_N:-500}
 CSI_LIFECYCLES=${BENCH_CSI_LIFECYCLES:-200}
 VD_LOG_LEVEL=${BENCH_LOG_LEVEL:-info}
+NFS_BENCH=${BENCH_NFS:-1}
+NFS_MIB=${BENCH_NFS_MIB:-512}
+NFS_FILES=${BENCH_NFS_FILES:-500}
+NFS_REPS=${BENCH_NFS_REPS:-3}
 
 source "$(dirname "$0")/../tests/integ/lib.sh"
 
@@ -136,6 +146,113 @@ log "$d_life"
 left=$(mountpoints | awk -v d="$T/csi-bench" 'index($0, d "/") == 1')
 [[ -z $left ]] || fail "CSI bench left mounts: $left"
 
+# ---- (e) NFS. Not fatal: without nfs-ganesha, libnfs or the nfs driver the
+# section is reported as skipped (e_skip says why) and the table still prints.
+e_skip=""
+# nfs_step FIG CMD...: runs CMD, appends its output line to $T/e.FIG; on
+# failure e_skip = why. nfs_pick FIG KEY: the line of $T/e.FIG whose KEY is
+# the median of the repetitions.
+nfs_step() {
+	local fig=$1 out
+	shift
+	[[ -z $e_skip ]] || return 1
+	if ! out=$("$@" 2>&1); then
+		e_skip="$* failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+		log "NFS: $e_skip"
+		return 1
+	fi
+	[[ $fig == _ ]] && { E_OUT=$out; return 0; }
+	echo "$out" >>"$T/e.$fig"
+	log "$fig: $out"
+}
+
+nfs_pick() {
+	[[ -s $T/e.$1 ]] || return 0
+	local n
+	n=$(wc -l <"$T/e.$1")
+	while read -r line; do
+		echo "$(field "$2" "$line") $line"
+	done <"$T/e.$1" | sort -n | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2-
+}
+
+nfs_section() {
+	if [[ $NFS_BENCH == 0 ]]; then e_skip="BENCH_NFS=0"; return; fi
+	command -v ganesha.nfsd >/dev/null || { e_skip="nfs-ganesha not installed"; return; }
+	pkg-config --exists libnfs || { e_skip="libnfs not installed (libnfs-dev)"; return; }
+	cc -std=c11 -O2 -Wall -Wextra -Werror -o "$T/nfs_bench" "$VD_ROOT/bench/nfs_bench.c" \
+		$(pkg-config --cflags --libs libnfs) >"$T/nfs_bench.cc.log" 2>&1 ||
+		{ e_skip="cannot compile bench/nfs_bench.c: $(tail -n 3 "$T/nfs_bench.cc.log")"; return; }
+	local nb=$T/nfs_bench
+	nfs_server_start
+	local q="?nfsport=$NFS_PORT&mountport=$NFS_MNT_PORT"
+	mkdir -p "$NFS_EXPORT_DIR/volumes" "$NFS_EXPORT_DIR/direct" "$VD_STATE/nfs-bench-local"
+	cat >"$T/volumed-nfs.json" <<-EOF
+		{"drivers": {"nfs": {"backends": {"main": {"url":
+		 "nfs://127.0.0.1$NFS_EXPORT_DIR/volumes$q", "mode": "auto"}}}}}
+	EOF
+	# volumed again, with the nfs backend (the catalog of (b)-(d) stays).
+	# A volumed that refuses the config (no nfs driver) is no reason to fail
+	# the whole benchmark: the section is skipped.
+	volumed_stop
+	"$VOLUMED_BIN" --config "$T/volumed-nfs.json" --state-dir "$VD_STATE" --api-socket "$VD_API" \
+		--docker-socket "$VD_SOCK" --csi-endpoint "$VD_CSI_ENDPOINT" --node-id "$VD_NODE" \
+		--log-level "$VD_LOG_LEVEL" >>"$VD_LOG" 2>&1 &
+	VD_PID=$!
+	record "pid $VD_PID"
+	local deadline=$((SECONDS + 60))
+	until "$VOLCTL_BIN" --api-socket "$VD_API" --json status >/dev/null 2>&1; do
+		if ! vd_alive || ((SECONDS >= deadline)); then
+			volumed_stop
+			e_skip="volumed does not start with an nfs backend: $(grep -v "^###" "$VD_LOG" | tail -n 1)"
+			return
+		fi
+		sleep 0.05
+	done
+	nfs_step _ volctl create nfsb -o driver=nfs -o backend=main || return
+	nfs_step _ volctl mount nfsb --id bench || return
+	E_MP=${E_OUT##*$'\n'}
+	local srvvol=$NFS_EXPORT_DIR/volumes/nfsb
+	local direct="nfs://127.0.0.1$NFS_EXPORT_DIR/direct"
+	local loc=$VD_STATE/nfs-bench-local
+	local rep
+	# The three paths interleaved, NFS_REPS times; the median of each figure.
+	for ((rep = 1; rep <= NFS_REPS; rep++)); do
+		# Sequential: write, drop the file from the client's and the
+		# server's page cache, read (cold on both sides).
+		nfs_step vol_w "$nb" seq-write "$E_MP/seq" "$NFS_MIB" || return
+		"$nb" drop "$srvvol/seq"
+		nfs_step vol_r "$nb" seq-read "$E_MP/seq" || return
+		nfs_step nfs_w "$nb" seq-write "$direct/seq$q" "$NFS_MIB" || return
+		"$nb" drop "$NFS_EXPORT_DIR/direct/seq"
+		nfs_step nfs_r "$nb" seq-read "$direct/seq$q" || return
+		nfs_step loc_w "$nb" seq-write "$loc/seq" "$NFS_MIB" || return
+		nfs_step loc_r "$nb" seq-read "$loc/seq" || return
+		# Removed through NFS: see bench/nfs_bench.c on ganesha's cache.
+		"$nb" unlink "$E_MP/seq" && "$nb" unlink "$direct/seq$q" && "$nb" unlink "$loc/seq" ||
+			{ e_skip="removing the sequential files failed"; return; }
+		# Small files: create (exclusive) + 4 KiB write + fsync + close.
+		nfs_step vol_s "$nb" small "$E_MP" "$NFS_FILES" 4096 "s$rep-" || return
+		nfs_step nfs_s "$nb" small "$direct$q" "$NFS_FILES" 4096 "s$rep-" || return
+		nfs_step loc_s "$nb" small "$loc" "$NFS_FILES" 4096 "s$rep-" || return
+		"$nb" rm "$E_MP" "$NFS_FILES" "s$rep-" && "$nb" rm "$direct$q" "$NFS_FILES" "s$rep-" &&
+			"$nb" rm "$loc" "$NFS_FILES" "s$rep-" || { e_skip="removing the small files failed"; return; }
+	done
+	rm -rf "$NFS_EXPORT_DIR/direct" "$loc"
+	nfs_step _ volctl unmount nfsb --id bench || return
+	nfs_step _ volctl rm nfsb || return
+	local p
+	for p in vol nfs loc; do
+		printf -v "e_${p}_w" '%s' "$(nfs_pick "${p}_w" mib_s)"
+		printf -v "e_${p}_r" '%s' "$(nfs_pick "${p}_r" mib_s)"
+		printf -v "e_${p}_s" '%s' "$(nfs_pick "${p}_s" files_s)"
+	done
+}
+
+scenario "(e) NFS data path: nfs volume (FUSE) vs libnfs vs local disk, $NFS_MIB MiB, $NFS_FILES files, x$NFS_REPS"
+nfs_section
+[[ -z $e_skip ]] || log "NFS section skipped: $e_skip"
+nfs_cleanup
+
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 us() { awk -v u="$1" 'BEGIN { printf "%.0f us", u }'; }
 ms_of() { awk -v m="$1" 'BEGIN { printf "%.1f ms", m }'; }
@@ -173,9 +290,39 @@ table() {
 		"$(ms "$(field median_us "$d_life")")" "$(ms "$(field p99_us "$d_life")")" "-" "-"
 }
 
+# ratio A B: A / B to two decimals ("-" when either is missing).
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "" || b == 0) print "-"; else printf "%.2f", a / b }'; }
+
+nfs_table() {
+	local fmt='%-46s %-11s %-11s %-11s %-10s %s\n'
+	echo
+	if [[ -n $e_skip ]]; then
+		echo "NFS data path: skipped ($e_skip)"
+		return 0
+	fi
+	echo "NFS data path: nfs-ganesha $(ganesha.nfsd -v 2>&1 | grep -o 'Release = [^ ]*' | head -n 1 |
+		cut -d' ' -f3) (FSAL VFS, loopback), libnfs $(pkg-config --modversion libnfs), NFSv3"
+	echo "(median of $NFS_REPS runs each, the three paths interleaved)"
+	printf "$fmt" "figure" "volume" "libnfs" "local disk" "vol/libnfs" "vol/local"
+	local vw nw lw vr nr lr vs ns ls
+	vw=$(field mib_s "$e_vol_w") nw=$(field mib_s "$e_nfs_w") lw=$(field mib_s "$e_loc_w")
+	vr=$(field mib_s "$e_vol_r") nr=$(field mib_s "$e_nfs_r") lr=$(field mib_s "$e_loc_r")
+	vs=$(field files_s "$e_vol_s") ns=$(field files_s "$e_nfs_s") ls=$(field files_s "$e_loc_s")
+	printf "$fmt" "seq write $NFS_MIB MiB, 1 MiB + fsync (MiB/s)" "$vw" "$nw" "$lw" \
+		"$(ratio "$vw" "$nw")" "$(ratio "$vw" "$lw")"
+	printf "$fmt" "seq read $NFS_MIB MiB, 1 MiB, cold (MiB/s)" "$vr" "$nr" "$lr" \
+		"$(ratio "$vr" "$nr")" "$(ratio "$vr" "$lr")"
+	printf "$fmt" "4 KiB files create+write+fsync (files/s)" "$vs" "$ns" "$ls" \
+		"$(ratio "$vs" "$ns")" "$(ratio "$vs" "$ls")"
+	printf "$fmt" "  median per file (us)" "$(field median_us "$e_vol_s")" \
+		"$(field median_us "$e_nfs_s")" "$(field median_us "$e_loc_s")" "-" "-"
+	printf "$fmt" "  p99 per file (us)" "$(field p99_us "$e_vol_s")" \
+		"$(field p99_us "$e_nfs_s")" "$(field p99_us "$e_loc_s")" "-" "-"
+}
+
 echo
-table
+{ table; nfs_table; }
 if [[ -n $out_file ]]; then
-	table >"$out_file" || fail "cannot write $out_file"
+	{ table; nfs_table; } >"$out_file" || fail "cannot write $out_file"
 	log "table written to $out_file"
 fi

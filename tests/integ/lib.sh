@@ -442,7 +442,7 @@ image_import() {
 	cp "$bb" "$rootfs/bin/busybox"
 	echo from-the-image >"$rootfs/etc/vd-marker"
 	for l in sh cat echo dd sleep ls df mkdir rm test true false wc sync touch stat head tail grep \
-		seq cut sed mount printf; do
+		seq cut sed mount printf sha256sum mv timeout id chmod; do
 		ln -sf busybox "$rootfs/bin/$l"
 	done
 	tar -C "$rootfs" -c . | "$DOCKER_BIN" import -c 'ENV PATH=/bin' - "$IMAGE" >/dev/null ||
@@ -474,6 +474,9 @@ cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	# NFS (when the test started a server): FUSE mounts and helpers first,
+	# then ganesha and the rpcbind we started.
+	declare -F nfs_cleanup >/dev/null && nfs_cleanup
 	unmount_under "$T"
 	detach_loops_under "$T"
 	rm -f "$VD_SOCK"
@@ -524,4 +527,247 @@ csi_stubs_make() {
 csi_client() {
 	PYTHONPATH=$CSI_STUBS "$PY" "$VD_ROOT/tests/integ/csi_client.py" --endpoint "$VD_CSI_ENDPOINT" \
 		--node "$VD_NODE" --dir "$T" --state-dir "$VD_STATE" "$@"
+}
+
+# ---------------------------------------------------------------- NFS server
+#
+# nfs_server_start: a private nfs-ganesha (FSAL VFS, NFSv3 + v4, TCP only,
+# bound to 127.0.0.1 on private ports) exporting $T/nfs-export, with
+# `rpcbind -f` started first when none runs (and stopped by cleanup only if
+# we started it). Sets and exports:
+#   NFS_EXPORT_DIR  the exported directory, server side
+#   NFS_PORT        the NFS port, NFS_MNT_PORT the MOUNT port
+#   NFS_URL         nfs://127.0.0.1<export>?nfsport=P&mountport=M
+# nfs_server_stop: SIGTERM ganesha, SIGKILL after 10 s. nfs_server_restart:
+# stop + start on the same ports and export (outage tests).
+# nfs_server_freeze / nfs_server_thaw: SIGSTOP / SIGCONT (a hung server). cleanup stops
+# ganesha (and our rpcbind), unmounts FUSE mounts under T and kills any
+# volumed-nfs-fuse helper whose mountpoint is under T.
+NFS_PID=""
+NFS_RPCBIND_PID=""
+NFS_DIR=$T/nfs
+NFS_EXPORT_DIR=$T/nfs-export
+NFS_PORT=""
+NFS_MNT_PORT=""
+NFS_URL=""
+
+# nfs_port_free PORT: nothing listens on TCP PORT (any address).
+nfs_port_free() {
+	! ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
+}
+
+# nfs_pick_ports: NFS_PORT/NFS_MNT_PORT = a free pair 20490+k / 20480+k...,
+# k starting from an offset derived from this run's pid (parallel runs).
+nfs_pick_ports() {
+	local k off=$((($$ % 250) * 2)) p m
+	for ((k = 0; k < 500; k += 2)); do
+		p=$((21000 + (off + k) % 500 * 2))
+		m=$((p + 1))
+		if nfs_port_free "$p" && nfs_port_free "$m"; then
+			NFS_PORT=$p NFS_MNT_PORT=$m
+			return 0
+		fi
+	done
+	fail "no free port pair for the NFS server"
+}
+
+nfs_write_conf() {
+	mkdir -p "$NFS_DIR/recovery" "$NFS_DIR/krb5" "$NFS_EXPORT_DIR"
+	chmod 755 "$NFS_EXPORT_DIR"
+	cat >"$NFS_DIR/ganesha.conf" <<-EOF
+		NFS_CORE_PARAM {
+			Bind_Addr = 127.0.0.1;
+			NFS_Port = $NFS_PORT;
+			MNT_Port = $NFS_MNT_PORT;
+			Protocols = 3, 4;
+			Enable_NLM = false;
+			Enable_RQUOTA = false;
+			Enable_UDP = false;
+		}
+		NFSv4 {
+			Graceless = true;
+			Lease_Lifetime = 10;
+			RecoveryRoot = "$NFS_DIR/recovery";
+		}
+		NFS_KRB5 {
+			Active_krb5 = false;
+			CCacheDir = "$NFS_DIR/krb5";
+		}
+		EXPORT {
+			Export_Id = 1;
+			Path = "$NFS_EXPORT_DIR";
+			Pseudo = "$NFS_EXPORT_DIR";
+			Access_Type = RW;
+			Squash = None;
+			Protocols = 3, 4;
+			Transports = TCP;
+			SecType = sys;
+			FSAL { Name = VFS; }
+		}
+	EOF
+}
+
+nfs_alive() {
+	[[ -n $NFS_PID ]] && kill -0 "$NFS_PID" 2>/dev/null
+}
+
+# nfs_answers: the export can be listed over NFSv3 with libnfs.
+nfs_answers() {
+	timeout 5 nfs-ls "$NFS_URL" >/dev/null 2>&1
+}
+
+nfs_rpcbind_ensure() {
+	if pgrep -x rpcbind >/dev/null 2>&1; then
+		return 0
+	fi
+	mkdir -p /run/rpcbind
+	rpcbind -f >"$NFS_DIR/rpcbind.log" 2>&1 &
+	NFS_RPCBIND_PID=$!
+	record "pid $NFS_RPCBIND_PID"
+	wait_until 5 sh -c 'ss -Hltn "sport = :111" | grep -q .' ||
+		fail "rpcbind did not listen on port 111 within 5 s"
+}
+
+# nfs_server_launch: ganesha on the ports and export already chosen.
+# Status 1 with NFS_ERR set when it does not come up (the caller fails).
+nfs_server_launch() {
+	local log=$NFS_DIR/ganesha.log pidf=$NFS_DIR/ganesha.pid i
+	NFS_ERR=""
+	rm -f "$pidf"
+	echo "### $(date +%T.%3N) ganesha.nfsd start, ports $NFS_PORT/$NFS_MNT_PORT" >>"$log"
+	if ! ganesha.nfsd -f "$NFS_DIR/ganesha.conf" -L "$log" -p "$pidf" -N NIV_EVENT \
+		>>"$NFS_DIR/ganesha.out" 2>&1; then
+		NFS_ERR="ganesha.nfsd failed to start: $(tail -n 5 "$log")"
+		return 1
+	fi
+	for ((i = 0; i < 100; i++)); do
+		[[ -s $pidf ]] && break
+		sleep 0.05
+	done
+	NFS_PID=$(cat "$pidf" 2>/dev/null)
+	if [[ -z $NFS_PID ]]; then
+		NFS_ERR="ganesha.nfsd wrote no pid file: $(tail -n 5 "$log")"
+		return 1
+	fi
+	record "pid $NFS_PID"
+	local deadline=$((SECONDS + 30))
+	until nfs_answers; do
+		if ! nfs_alive; then
+			NFS_PID=""
+			NFS_ERR="ganesha.nfsd exited at start: $(tail -n 8 "$log")"
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			NFS_ERR="ganesha did not answer on $NFS_URL within 30 s: $(tail -n 5 "$log")"
+			return 1
+		fi
+		sleep 0.1
+	done
+	return 0
+}
+
+nfs_server_start() {
+	command -v ganesha.nfsd >/dev/null || fail "ganesha.nfsd not installed (nfs-ganesha nfs-ganesha-vfs)"
+	command -v nfs-ls >/dev/null || fail "nfs-ls not installed (libnfs-utils)"
+	nfs_alive && return 0
+	mkdir -p "$NFS_DIR"
+	nfs_rpcbind_ensure
+	local try
+	for try in 1 2 3; do
+		nfs_pick_ports
+		NFS_URL="nfs://127.0.0.1$NFS_EXPORT_DIR?nfsport=$NFS_PORT&mountport=$NFS_MNT_PORT"
+		nfs_write_conf
+		# A parallel run may take the ports between the check and the bind.
+		nfs_server_launch && break
+		nfs_server_stop
+		((try == 3)) && fail "$NFS_ERR"
+	done
+	export NFS_EXPORT_DIR NFS_URL NFS_PORT NFS_MNT_PORT
+	log "nfs-ganesha pid $NFS_PID serving $NFS_URL"
+}
+
+# nfs_server_pid: the daemon's pid, from its pid file or our variable.
+nfs_server_pid() {
+	local p
+	p=$(cat "$NFS_DIR/ganesha.pid" 2>/dev/null)
+	echo "${p:-$NFS_PID}"
+}
+
+nfs_server_stop() {
+	local p i
+	p=$(nfs_server_pid)
+	[[ -n $p ]] || { NFS_PID=""; return 0; }
+	# Only a ganesha.nfsd: the pid file may be stale.
+	if kill -0 "$p" 2>/dev/null && [[ $(cat "/proc/$p/comm" 2>/dev/null) == ganesha.nfsd ]]; then
+		kill -TERM "$p" 2>/dev/null
+		kill -CONT "$p" 2>/dev/null   # frozen by nfs_server_freeze
+		for ((i = 0; i < 100; i++)); do
+			kill -0 "$p" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$p" 2>/dev/null; then
+			echo "### ganesha ignored SIGTERM for 10 s: SIGKILL" >>"$NFS_DIR/ganesha.log"
+			kill -KILL "$p" 2>/dev/null
+			for ((i = 0; i < 50; i++)); do
+				kill -0 "$p" 2>/dev/null || break
+				sleep 0.1
+			done
+		fi
+	fi
+	rm -f "$NFS_DIR/ganesha.pid"
+	NFS_PID=""
+	return 0
+}
+
+nfs_server_restart() {
+	[[ -n $NFS_PORT ]] || fail "nfs_server_restart before nfs_server_start"
+	nfs_server_stop
+	# The ports must be free again (TIME_WAIT does not block a listener).
+	wait_until 10 nfs_port_free "$NFS_PORT" || fail "NFS port $NFS_PORT still taken after the stop"
+	nfs_rpcbind_ensure
+	nfs_server_launch || fail "restart: $NFS_ERR"
+	log "nfs-ganesha restarted, pid $NFS_PID"
+}
+
+# nfs_server_freeze / nfs_server_thaw: SIGSTOP / SIGCONT the daemon: a
+# server that keeps its connections open and answers nothing (a hung
+# server, unlike a stopped one, which refuses connections at once).
+nfs_server_freeze() {
+	local p
+	p=$(nfs_server_pid)
+	[[ -n $p ]] && kill -STOP "$p" || fail "nfs_server_freeze: no NFS server running"
+}
+
+nfs_server_thaw() {
+	local p
+	p=$(nfs_server_pid)
+	[[ -n $p ]] && kill -CONT "$p" || fail "nfs_server_thaw: no NFS server running"
+}
+
+# nfs_fuse_cleanup: unmounts FUSE mounts under T, kills volumed-nfs-fuse
+# helpers whose command line names a path under T.
+nfs_fuse_cleanup() {
+	local mp p cmd
+	while read -r mp; do
+		[[ -n $mp ]] || continue
+		fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+	done < <(awk -v d="$T/" '{ mp = $5; for (i = 6; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }
+		if (index(mp, d) == 1 && t ~ /^fuse/) print mp }' /proc/self/mountinfo | sort -r)
+	for p in /proc/[0-9]*; do
+		[[ $(cat "$p/comm" 2>/dev/null) == volumed-nfs-fu* ]] || continue
+		cmd=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
+		[[ $cmd == *"$T/"* ]] && kill -KILL "${p#/proc/}" 2>/dev/null
+	done
+	return 0
+}
+
+nfs_cleanup() {
+	nfs_fuse_cleanup
+	nfs_server_stop
+	if [[ -n $NFS_RPCBIND_PID ]]; then
+		kill -TERM "$NFS_RPCBIND_PID" 2>/dev/null
+		wait "$NFS_RPCBIND_PID" 2>/dev/null
+		NFS_RPCBIND_PID=""
+	fi
+	return 0
 }
