@@ -331,6 +331,10 @@ int main(int argc, char **argv)
 	}
 	if (!S_ISDIR(st.st_mode))
 		die_usage("--mountpoint %s: not a directory", a.mountpoint);
+	/* Now: once our mount is on it, resolving it would ask ourselves. */
+	char real_mp[PATH_MAX];
+	if (!realpath(a.mountpoint, real_mp))
+		die_usage("--mountpoint %s: %s", a.mountpoint, strerror(errno));
 
 	int log_fd = -1;
 	if (a.log) {
@@ -398,8 +402,7 @@ int main(int argc, char **argv)
 		goto out_mount;
 	}
 	mountpoint = a.mountpoint;
-	char real[PATH_MAX];
-	find_bdi(realpath(a.mountpoint, real) ? real : a.mountpoint, bdi_dev, sizeof(bdi_dev));
+	find_bdi(real_mp, bdi_dev, sizeof(bdi_dev));
 
 	struct fuse_loop_config *lc = fuse_loop_cfg_create();
 	if (!lc) {

@@ -73,6 +73,7 @@ struct conn {
 	int busy;
 	int id;
 	int ever_connected;
+	int connecting;            /* in conn_connect: failures are logged there */
 };
 
 struct nfsfs {
@@ -88,6 +89,8 @@ struct nfsfs {
 	struct conn conns[NFSFS_MAX_CONNS];
 	_Atomic unsigned long n_requests, n_reconnects, n_lost, n_timeouts, n_eio;
 	_Atomic int down;           /* last connect failed: log recovery once */
+	_Atomic long fail_log_sec;  /* last second a failed request was logged */
+	_Atomic unsigned long fail_unlogged;
 };
 
 /* An open file: the libnfs handle and how it was opened. */
@@ -192,6 +195,8 @@ static void conn_kill(struct nfsfs *fs, struct conn *c, const char *why)
 	nfs_destroy_context(c->nfs);
 	c->nfs = NULL;
 	c->has_cred = 0;
+	if (c->connecting)
+		return;
 	atomic_fetch_add(&fs->n_lost, 1);
 	vd_log(VD_LOG_WARN, "event=nfs-conn-dropped conn=%d reason=\"%s\"", c->id, why);
 }
@@ -268,16 +273,19 @@ static int conn_connect(struct nfsfs *fs, struct conn *c, double deadline)
 	c->has_cred = 0;
 	struct call call;
 	call_init(&call, CALL_NONE, NULL, 0);
+	c->connecting = 1;
 	int rc = call_run(fs, c, &call, nfs_mount_async(nfs, fs->server, fs->export, call_cb, &call),
 			  deadline);
+	c->connecting = 0;
 	if (rc < 0) {
 		if (c->nfs) {
 			nfs_destroy_context(c->nfs);
 			c->nfs = NULL;
 		}
 		if (!atomic_exchange(&fs->down, 1))
-			vd_log(VD_LOG_WARN, "event=nfs-connect-failed conn=%d server=%s export=%s err=%d",
-			       c->id, fs->server, fs->export, -rc);
+			vd_log(VD_LOG_WARN, "event=nfs-connect-failed conn=%d server=%s export=%s err=%d "
+			       "note=\"logged once until a connect succeeds\"", c->id, fs->server,
+			       fs->export, -rc);
 		return rc;   /* a refused MOUNT (-EACCES...) is told apart */
 	}
 	if (c->ever_connected)
@@ -371,6 +379,21 @@ static void conn_set_cred(struct conn *c, const struct cred *cr)
 
 typedef int (*op_fn)(struct nfsfs *fs, struct conn *c, double deadline, void *arg);
 
+/* At most one line a second about failed requests, during an outage. */
+static void log_request_failed(struct nfsfs *fs, const char *op, int attempts, int err,
+			       const char *why)
+{
+	long sec = (long)(now_ms() / 1000);
+	long last = atomic_load(&fs->fail_log_sec);
+	if (last == sec || !atomic_compare_exchange_strong(&fs->fail_log_sec, &last, sec)) {
+		atomic_fetch_add(&fs->fail_unlogged, 1);
+		return;
+	}
+	vd_log(VD_LOG_WARN, "event=nfs-request-failed op=%s attempts=%d err=%d result=EIO "
+	       "reason=\"%s\" not_logged_since_last=%lu", op, attempts, err, why,
+	       atomic_exchange(&fs->fail_unlogged, 0));
+}
+
 enum { NOT_IDEMPOTENT = 0, IDEMPOTENT = 1 };
 
 /* Runs fn on a borrowed connection with the caller's credentials, within
@@ -388,9 +411,8 @@ static int run_op(const char *name, op_fn fn, void *arg, int idempotent)
 		int rc = conn_borrow(fs, deadline, &c);
 		if (rc < 0) {
 			atomic_fetch_add(&fs->n_timeouts, 1);
-			rc = -ETIMEDOUT;
-			vd_log(VD_LOG_WARN, "event=nfs-request-failed op=%s reason=\"no connection "
-			       "free within the timeout\"", name);
+			log_request_failed(fs, name, attempt + 1, ETIMEDOUT,
+					   "no connection free within the timeout");
 			break;
 		}
 		int sent = 0;
@@ -411,8 +433,9 @@ static int run_op(const char *name, op_fn fn, void *arg, int idempotent)
 			return rc;
 		double wait = backoff;
 		if ((sent && !idempotent) || attempt >= fs->retries || now_ms() + wait >= deadline) {
-			vd_log(VD_LOG_WARN, "event=nfs-request-failed op=%s attempts=%d err=%d "
-			       "result=EIO", name, attempt + 1, -rc);
+			log_request_failed(fs, name, attempt + 1, -rc,
+					   sent && !idempotent ? "connection lost, not retried: not idempotent"
+					   : "connection lost, retries or time exhausted");
 			break;
 		}
 		sleep_ms(wait);
@@ -941,12 +964,25 @@ static int nfsfs_create(const char *path, mode_t mode, struct fuse_file_info *fi
 	return open_common(path, mode, fi, 1);
 }
 
+/* libnfs 4.0 exports this (libnfs-private.h) but does not declare it: it
+ * frees a handle without a server round trip. */
+void nfs_free_nfsfh(struct nfsfh *nfsfh);
+
+struct close_arg {
+	struct nfsfh *fh;
+	int handed;   /* nfs_close_async took the handle: libnfs frees it */
+};
+
 static int do_close(struct nfsfs *fs, struct conn *c, double deadline, void *arg)
 {
-	struct handle *h = arg;
+	struct close_arg *a = arg;
 	struct call call;
 	call_init(&call, CALL_NONE, NULL, 0);
-	return call_run(fs, c, &call, nfs_close_async(c->nfs, h->fh, call_cb, &call), deadline);
+	/* For a handle that was written to, libnfs sends a COMMIT first. */
+	int q = nfs_close_async(c->nfs, a->fh, call_cb, &call);
+	if (q == 0)
+		a->handed = 1;
+	return call_run(fs, c, &call, q, deadline);
 }
 
 static int nfsfs_release(const char *path, struct fuse_file_info *fi)
@@ -955,9 +991,13 @@ static int nfsfs_release(const char *path, struct fuse_file_info *fi)
 	struct handle *h = handle_of(fi);
 	if (!h)
 		return 0;
-	/* NFSv3 has no CLOSE: this frees the handle. Should that fail (no
-	 * connection), the small handle leaks rather than risk a double free. */
-	run_op("release", do_close, h, NOT_IDEMPOTENT);
+	/* NFSv3 has no CLOSE: libnfs COMMITs what was written and frees the
+	 * handle. Without a connection we free it here; no retry once libnfs
+	 * has it (it frees it even when the COMMIT fails). */
+	struct close_arg a = { .fh = h->fh };
+	run_op("release", do_close, &a, NOT_IDEMPOTENT);
+	if (!a.handed)
+		nfs_free_nfsfh(h->fh);
 	free(h);
 	fi->fh = 0;
 	return 0;

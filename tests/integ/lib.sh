@@ -617,7 +617,17 @@ nfs_answers() {
 }
 
 nfs_rpcbind_ensure() {
+	local prog
 	if pgrep -x rpcbind >/dev/null 2>&1; then
+		# A ganesha that died without unregistering would keep the next
+		# one from registering: drop stale NFS/MOUNT/NLM/RQUOTA entries
+		# unless a ganesha is alive to own them.
+		if ! pgrep -x ganesha.nfsd >/dev/null 2>&1; then
+			for prog in 100003 100005 100021 100011; do
+				rpcinfo -p 127.0.0.1 2>/dev/null | awk -v p=$prog '$1 == p { print $2 }' |
+					sort -u | while read -r v; do rpcinfo -d "$prog" "$v" 2>/dev/null; done
+			done
+		fi
 		return 0
 	fi
 	mkdir -p /run/rpcbind
