@@ -215,3 +215,36 @@ int vd_test_wants_sized_volume(const char *body, size_t len, const char *opts_ke
 	json_decref(root);
 	return sized;
 }
+
+struct vd_test_driver *vd_test_driver_new(const char *name, const char *prefix,
+					  const char *settings_json)
+{
+	struct vd_test_driver *t = calloc(1, sizeof(*t));
+	struct vd_err err = VD_ERR_INIT;
+	json_t *settings = settings_json ? json_loads(settings_json, 0, NULL) : NULL;
+	struct vd_driver_env env = { t ? t->dir : NULL, settings };
+	int r = t && vd_test_mkdtemp(t->dir, sizeof(t->dir), prefix) == 0 ? 0 : -1;
+	if (r == 0 && !(t->ops = vd_driver_find(name)))
+		r = vd_err_set(&err, -ENOENT, "no driver %s", name);
+	if (r == 0)
+		r = t->ops->init(&env, &t->priv, &err);
+	json_decref(settings);
+	if (r < 0) {
+		fprintf(stderr, "driver %s: init: %s\n", name, vd_err_msg(&err));
+		if (t && t->dir[0])
+			vd_test_rmtree(t->dir);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void vd_test_driver_free(struct vd_test_driver *t)
+{
+	if (!t)
+		return;
+	if (t->ops->fini)
+		t->ops->fini(t->priv);
+	vd_test_rmtree(t->dir);
+	free(t);
+}

@@ -14,6 +14,7 @@
 
 #include <jansson.h>
 
+#include "../../drivers/driver.h"
 #include "../../volumed/core.h"
 
 /* A core on its own temporary state directory. */
@@ -21,6 +22,20 @@ struct vd_test_core {
 	char dir[64];
 	struct vd_core *core;
 };
+
+/* One driver initialised on its own temporary state directory. */
+struct vd_test_driver {
+	char dir[64];
+	const struct vd_driver_ops *ops;
+	void *priv;
+};
+
+/* Initialises driver name with settings (JSON text, or NULL) on a new
+ * "/tmp/<prefix>-XXXXXX"; NULL, with the reason on stderr, on failure. */
+struct vd_test_driver *vd_test_driver_new(const char *name, const char *prefix,
+					  const char *settings_json);
+/* Finalises the driver, removes the tree (never crossing a mount), frees. */
+void vd_test_driver_free(struct vd_test_driver *t);
 
 /* Makes a fresh directory "/tmp/<prefix>-XXXXXX" into dir (size bytes). */
 int vd_test_mkdtemp(char *dir, size_t size, const char *prefix);

@@ -28,26 +28,10 @@
 #include "../../volumed/mount.h"
 #include "../support/fixture.h"
 
-struct fixture {
-	char dir[64];
-	const struct vd_driver_ops *ops;
-	void *priv;
-};
-
-static struct fixture *fixture_new(const char *settings_json)
+static struct vd_test_driver *fixture_new(const char *settings_json)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct vd_test_driver *f = vd_test_driver_new("local", "vd-local", settings_json);
 	assert_non_null(f);
-	assert_int_equal(vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-local"), 0);
-	f->ops = vd_driver_find("local");
-	assert_non_null(f->ops);
-	json_t *settings = settings_json ? json_loads(settings_json, 0, NULL) : NULL;
-	struct vd_driver_env env = { f->dir, settings };
-	struct vd_err err = VD_ERR_INIT;
-	int r = f->ops->init(&env, &f->priv, &err);
-	json_decref(settings);
-	if (r < 0)
-		fail_msg("init: %s", err.msg);
 	return f;
 }
 
@@ -74,12 +58,10 @@ static void detach_images(const char *dir)
  * deletes the tree. */
 static int teardown(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	vd_test_unmount_under(f->dir);
 	detach_images(f->dir);
-	f->ops->fini(f->priv);
-	vd_test_rmtree(f->dir);
-	free(f);
+	vd_test_driver_free(f);
 	return 0;
 }
 
@@ -141,7 +123,7 @@ static void test_settings(void **state)
 	expect_init_error("{\"default_fstype\": 4}", "accepted: ext4, xfs");
 	expect_init_error("[]", "default_fstype");
 
-	struct fixture *f = fixture_new("{\"default_fstype\": \"xfs\"}");
+	struct vd_test_driver *f = fixture_new("{\"default_fstype\": \"xfs\"}");
 	json_t *opts = json_pack("{s:s}", "size", "1Gi"), *spec = NULL;
 	assert_int_equal(f->ops->parse_options(f->priv, opts, &spec, NULL), 0);
 	assert_string_equal(json_string_value(json_object_get(spec, "fstype")), "xfs");
@@ -190,7 +172,7 @@ static void expect_option_error(void *priv, const char *opts_json, const char *w
 
 static void test_parse_options(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	void *p = f->priv;
 	expect_spec(p, NULL, "{}");
 	expect_spec(p, "{}", "{}");
@@ -235,7 +217,7 @@ static json_t *spec_of(void *priv, const char *opts_json)
 
 static void test_directory_volume(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	const struct vd_driver_ops *ops = f->ops;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{}"), *data = (json_t *)1;
@@ -295,7 +277,7 @@ static void test_directory_volume(void **state)
 /* A tree deeper than the fd limit is removed with one fd at a time. */
 static void test_remove_deep_tree(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{}"), *data = NULL;
 	char *path = NULL;
@@ -324,7 +306,7 @@ static void test_remove_deep_tree(void **state)
 /* Removal never crosses into a filesystem mounted inside the volume. */
 static void test_remove_refuses_mount_inside(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{}"), *data = NULL;
 	char *path = NULL, sub[PATH_MAX + 8], file[PATH_MAX + 16];
@@ -350,7 +332,7 @@ static void test_remove_refuses_mount_inside(void **state)
 
 static void test_names_refused(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{}"), *data = NULL;
 	char *path = NULL;
@@ -374,7 +356,7 @@ static void test_names_refused(void **state)
 
 static void test_image_volume(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	const struct vd_driver_ops *ops = f->ops;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"64Mi\"}"), *data = NULL;
@@ -446,7 +428,7 @@ static void test_image_volume(void **state)
 
 static void test_image_xfs(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"300Mi\", \"fstype\": \"xfs\"}"), *data = NULL;
 	char *path = NULL;
@@ -465,7 +447,7 @@ static void test_image_xfs(void **state)
  * is refused rather than reused. */
 static void test_image_leftovers(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"16Mi\"}"), *data = NULL;
 	char dir[PATH_MAX], tmp[PATH_MAX + 16], img[PATH_MAX + 16];
@@ -541,7 +523,7 @@ static void put_file(const char *dir, const char *rel, const char *text)
 }
 
 /* Creates and stages a volume; returns its path (caller frees). */
-static char *make_staged(struct fixture *f, const char *name, const json_t *spec)
+static char *make_staged(struct vd_test_driver *f, const char *name, const json_t *spec)
 {
 	struct vd_err err = VD_ERR_INIT;
 	json_t *data = NULL;
@@ -562,7 +544,7 @@ static int can_resize_online(void)
 
 /* Expands a staged volume from its size to `to`: the file system grows
  * online, or (a mounted ext4 without CAP_SYS_RESOURCE) at the next stage. */
-static void expand_mounted(struct fixture *f, const char *opts, uint64_t to, int online)
+static void expand_mounted(struct vd_test_driver *f, const char *opts, uint64_t to, int online)
 {
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, opts), *grown = NULL, *same = NULL;
@@ -623,7 +605,7 @@ static void test_expand_mounted_xfs(void **state)
 /* Not staged: the image grows now, the file system at the next stage. */
 static void test_expand_unmounted(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"16Mi\"}"), *grown = NULL, *data = NULL;
 	char *path = NULL;
@@ -658,7 +640,7 @@ static void test_expand_unmounted(void **state)
 
 static void test_expand_limits(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *dir = spec_of(f->priv, "{}"), *spec = spec_of(f->priv, "{\"size\": \"16Mi\"}");
 	json_t *data = NULL, *out = NULL;
@@ -688,7 +670,7 @@ static void test_expand_limits(void **state)
  * of that moment; volumes made from it start with it. */
 static void test_snapshot_restore(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"32Mi\"}"), *data = NULL;
 	json_t *big = spec_of(f->priv, "{\"size\": \"64Mi\"}");
@@ -762,7 +744,7 @@ static void test_snapshot_restore(void **state)
 }
 
 /* A clone of a mounted volume; xfs clones mount beside their source. */
-static void clone_mounted(struct fixture *f, const char *opts)
+static void clone_mounted(struct vd_test_driver *f, const char *opts)
 {
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, opts), *data = NULL;
@@ -798,7 +780,7 @@ static void test_clone_xfs(void **state)
 
 static void test_directory_snapshot_clone(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{}"), *sized = spec_of(f->priv, "{\"size\": \"16Mi\"}");
 	json_t *data = NULL;
@@ -881,7 +863,7 @@ static int device_released(const char *dev)
 
 static void test_block_attach(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = spec_of(f->priv, "{\"size\": \"16Mi\"}"), *dir = spec_of(f->priv, "{}");
 	json_t *data = NULL, *grown = NULL;
@@ -935,7 +917,7 @@ static void test_block_attach(void **state)
 
 static void test_capacity(void **state)
 {
-	struct fixture *f = *state;
+	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	uint64_t bytes = 0;
 	ok(f->ops->capacity(f->priv, &bytes, &err), &err, "capacity");

@@ -416,35 +416,13 @@ static void test_names(void **state)
 
 /* ---- through the ops table ---------------------------------------------- */
 
-struct fixture {
-	char dir[64];
-	const struct vd_driver_ops *ops;
-	void *priv;
-};
-
-static struct fixture *fixture_new(const char *settings_json)
+static struct vd_test_driver *fixture_new(const char *settings_json)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
+	struct vd_test_driver *f = vd_test_driver_new("nfs", "vd-nfs", settings_json);
 	assert_non_null(f);
-	assert_int_equal(vd_test_mkdtemp(f->dir, sizeof(f->dir), "vd-nfs"), 0);
-	f->ops = vd_driver_find("nfs");
-	assert_non_null(f->ops);
-	json_t *settings = settings_json ? json_loads(settings_json, 0, NULL) : NULL;
-	struct vd_driver_env env = { f->dir, settings };
-	struct vd_err err = VD_ERR_INIT;
-	int r = f->ops->init(&env, &f->priv, &err);
-	json_decref(settings);
-	if (r < 0)
-		fail_msg("init: %s", err.msg);
 	return f;
 }
 
-static void fixture_free(struct fixture *f)
-{
-	f->ops->fini(f->priv);
-	vd_test_rmtree(f->dir);
-	free(f);
-}
 
 static void test_registry(void **state)
 {
@@ -463,14 +441,14 @@ static void test_registry(void **state)
 	assert_non_null(strstr(vd_driver_names(), "nfs"));
 
 	/* Without settings (most hosts): init works, options explain what is missing. */
-	struct fixture *f = fixture_new(NULL);
+	struct vd_test_driver *f = fixture_new(NULL);
 	json_t *spec = NULL;
 	struct vd_err err = VD_ERR_INIT;
 	assert_int_equal(f->ops->parse_options(f->priv, NULL, &spec, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "no backends"));
 	uint64_t bytes;
 	assert_int_equal(f->ops->capacity(f->priv, &bytes, &err), -EOPNOTSUPP);
-	fixture_free(f);
+	vd_test_driver_free(f);
 
 	/* Bad settings fail init with the key path. */
 	json_t *settings = json_loads("{\"backends\": {\"m\": {\"url\": \"nfs://h/e\", "
@@ -492,7 +470,7 @@ static const char *const unreachable =
 static void test_ops_offline(void **state)
 {
 	(void)state;
-	struct fixture *f = fixture_new(unreachable);
+	struct vd_test_driver *f = fixture_new(unreachable);
 	struct vd_err err = VD_ERR_INIT;
 	json_t *spec = NULL, *data = NULL;
 	json_t *opts = json_pack("{s:s,s:s}", "size", "1Gi", "mode", "0750");
@@ -537,7 +515,7 @@ static void test_ops_offline(void **state)
 	assert_non_null(strstr(err.msg, "nfs backend 'gone' is not configured"));
 	json_decref(other);
 	json_decref(spec);
-	fixture_free(f);
+	vd_test_driver_free(f);
 }
 
 int main(void)
