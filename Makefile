@@ -43,7 +43,8 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 
-PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(BUILD)/bin/volumed-nfs-fuse
+PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(BUILD)/bin/volumed-nfs-fuse \
+	$(BUILD)/bin/volumed-iscsi-fuse
 
 .PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ bench fuzz clean
 all: $(PROGRAMS)
@@ -105,6 +106,16 @@ $(BUILD)/drivers/fuse/%.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS
 $(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed/log.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(NFS_FUSE_PKGS) 2>/dev/null)
+
+# volumed-iscsi-fuse, the userspace iSCSI data path (drivers/fuse/iscsi*.c):
+# one file "disk" over a LUN, through libfuse3 and libiscsi.
+ISCSI_FUSE_PKGS := fuse3 libiscsi
+ISCSI_FUSE_SRCS := drivers/fuse/iscsi_fuse.c drivers/fuse/iscsifs.c
+$(BUILD)/drivers/fuse/iscsi%.o: CFLAGS += $(shell pkg-config --cflags $(ISCSI_FUSE_PKGS) 2>/dev/null)
+
+$(BUILD)/bin/volumed-iscsi-fuse: $(call obj,$(ISCSI_FUSE_SRCS) volumed/err.c volumed/log.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(ISCSI_FUSE_PKGS) 2>/dev/null)
 
 # Shared test scaffolding (tests/support/fixture.h), in every test and replay binary.
 TEST_SUPPORT_OBJS := $(BUILD)/tests/support/fixture.o

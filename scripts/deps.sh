@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openssl-dev
 	e2fsprogs xfsprogs util-linux
 	libnghttp2-dev libprotobuf-c-dev protobuf-c-compiler libprotobuf-dev
-	libnfs-dev libfuse3-dev fuse3)
+	libnfs-dev libfuse3-dev fuse3 libiscsi-dev)
 test_pkgs=(libcmocka-dev docker.io busybox-static procps curl python3
 	python3-grpcio python3-grpc-tools
 	nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2)

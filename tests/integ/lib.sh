@@ -477,6 +477,8 @@ cleanup() {
 	# NFS (when the test started a server): FUSE mounts and helpers first,
 	# then ganesha and the rpcbind we started.
 	declare -F nfs_cleanup >/dev/null && nfs_cleanup
+	# iSCSI (when the test started tgtd): FUSE mounts, helpers, tgtd.
+	declare -F iscsi_cleanup >/dev/null && iscsi_cleanup
 	unmount_under "$T"
 	detach_loops_under "$T"
 	rm -f "$VD_SOCK"
@@ -779,5 +781,187 @@ nfs_cleanup() {
 		wait "$NFS_RPCBIND_PID" 2>/dev/null
 		NFS_RPCBIND_PID=""
 	fi
+	return 0
+}
+
+# ---------------------------------------------------------------- iSCSI target
+#
+# iscsi_target_start: a private tgtd (`tgtd -f`, userspace, state in memory
+# only) with its iSCSI portal on 127.0.0.1:ISCSI_PORT and its management
+# port ISCSI_CTL (tgtadm -C ISCSI_CTL), both picked free from a range offset
+# by this run's pid, so parallel runs and other engineers' tgtds coexist.
+# Sets and exports:
+#   ISCSI_PORTAL  127.0.0.1:PORT
+#   ISCSI_PORT, ISCSI_CTL
+# iscsi_target_add IQN FILE [LUN]: a new target (next tid) with FILE as LUN
+#   (default 1), bound to every initiator, 1 MiB segment and burst lengths.
+#   Prints nothing; ISCSI_URL_<tid> is not kept: the caller builds
+#   iscsi://$ISCSI_PORTAL/IQN/LUN.
+# iscsi_target_stop: `tgtadm --op delete --mode system` (tgtd -f ignores
+#   SIGTERM), SIGKILL after 2 s (it refuses while sessions exist);
+#   ISCSI_STOPPED_MS = when tgtd was gone (ms since the epoch). iscsi_target_restart: stop + start on the
+#   same ports, targets re-added (reservations are lost: tgt keeps them in
+#   memory). iscsi_helper_track PID: a helper pid for cleanup to kill.
+# cleanup unmounts FUSE mounts under T (nfs_fuse_cleanup does it too), kills
+# the tracked helpers and stops tgtd.
+ISCSI_PID=""
+ISCSI_PORT=""
+ISCSI_CTL=""
+ISCSI_PORTAL=""
+ISCSI_DIR=$T/iscsi
+ISCSI_TARGETS=()     # "tid iqn file lun" per target, for restarts
+ISCSI_HELPER_PIDS=""
+ISCSI_STOPPED_MS=0
+
+iscsi_tgtadm() {
+	tgtadm -C "$ISCSI_CTL" "$@"
+}
+
+# iscsi_pick_ports: ISCSI_PORT = 23000 + k, ISCSI_CTL = k (tgtd's control
+# port is a number, its socket name derives from it), k from a pid offset.
+iscsi_pick_ports() {
+	local k off=$((($$ % 200) * 2)) p c
+	for ((k = 0; k < 400; k += 2)); do
+		c=$((100 + (off + k) % 400))
+		p=$((23000 + c))
+		# tgtd's management socket is /var/run/tgtd/socket.$c (the file
+		# outlives tgtd): skip a control port a live tgtd listens on.
+		ss -Hxl 2>/dev/null | grep -q "/tgtd/socket\.$c " && continue
+		if nfs_port_free "$p"; then
+			ISCSI_PORT=$p ISCSI_CTL=$c
+			return 0
+		fi
+	done
+	fail "no free port for the iSCSI target"
+}
+
+iscsi_alive() {
+	[[ -n $ISCSI_PID ]] && kill -0 "$ISCSI_PID" 2>/dev/null
+}
+
+iscsi_answers() {
+	iscsi_tgtadm --lld iscsi --op show --mode target >/dev/null 2>&1
+}
+
+# iscsi_target_launch: tgtd on the ports already chosen; status 1 + ISCSI_ERR.
+iscsi_target_launch() {
+	local log=$ISCSI_DIR/tgtd.log
+	ISCSI_ERR=""
+	echo "### $(date +%T.%3N) tgtd start, portal 127.0.0.1:$ISCSI_PORT ctl $ISCSI_CTL" >>"$log"
+	tgtd -f --iscsi "portal=127.0.0.1:$ISCSI_PORT" -C "$ISCSI_CTL" >>"$log" 2>&1 </dev/null &
+	ISCSI_PID=$!
+	record "pid $ISCSI_PID"
+	local deadline=$((SECONDS + 10))
+	until iscsi_answers && ss -Hltn "sport = :$ISCSI_PORT" | grep -q .; do
+		if ! iscsi_alive; then
+			ISCSI_PID=""
+			ISCSI_ERR="tgtd exited at start: $(tail -n 5 "$log")"
+			return 1
+		fi
+		if ((SECONDS >= deadline)); then
+			ISCSI_ERR="tgtd did not answer on control port $ISCSI_CTL within 10 s: $(tail -n 5 "$log")"
+			return 1
+		fi
+		sleep 0.05
+	done
+	return 0
+}
+
+iscsi_target_start() {
+	command -v tgtd >/dev/null || fail "tgtd not installed (tgt)"
+	iscsi_alive && return 0
+	mkdir -p "$ISCSI_DIR"
+	local try
+	for try in 1 2 3; do
+		iscsi_pick_ports
+		iscsi_target_launch && break
+		iscsi_target_stop
+		((try == 3)) && fail "$ISCSI_ERR"
+	done
+	ISCSI_PORTAL=127.0.0.1:$ISCSI_PORT
+	export ISCSI_PORTAL ISCSI_PORT ISCSI_CTL
+	log "tgtd pid $ISCSI_PID portal $ISCSI_PORTAL control port $ISCSI_CTL"
+}
+
+# iscsi_target_define TID IQN FILE LUN: the tgtadm calls (no bookkeeping).
+iscsi_target_define() {
+	local tid=$1 iqn=$2 file=$3 lun=$4 k
+	iscsi_tgtadm --lld iscsi --op new --mode target --tid "$tid" -T "$iqn" || return 1
+	iscsi_tgtadm --lld iscsi --op new --mode logicalunit --tid "$tid" --lun "$lun" \
+		--backing-store "$file" || return 1
+	iscsi_tgtadm --lld iscsi --op bind --mode target --tid "$tid" -I ALL || return 1
+	for k in MaxRecvDataSegmentLength MaxXmitDataSegmentLength MaxBurstLength FirstBurstLength; do
+		iscsi_tgtadm --lld iscsi --op update --mode target --tid "$tid" --name "$k" \
+			--value 1048576 || return 1
+	done
+}
+
+iscsi_target_add() {
+	local iqn=$1 file=$2 lun=${3:-1} tid=$((${#ISCSI_TARGETS[@]} + 1))
+	iscsi_alive || fail "iscsi_target_add before iscsi_target_start"
+	iscsi_target_define "$tid" "$iqn" "$file" "$lun" || fail "tgtadm could not add $iqn ($file)"
+	ISCSI_TARGETS+=("$tid $iqn $file $lun")
+	log "iSCSI target tid $tid $iqn lun $lun -> $file"
+}
+
+iscsi_target_stop() {
+	local i
+	[[ -n $ISCSI_PID ]] || return 0
+	if kill -0 "$ISCSI_PID" 2>/dev/null; then
+		# tgtd refuses while initiators are logged in: then, after 2 s,
+		# SIGKILL (an outage as abrupt as a crash, which is what tests want).
+		iscsi_tgtadm --op delete --mode system >>"$ISCSI_DIR/tgtd.log" 2>&1
+		for ((i = 0; i < 20; i++)); do
+			kill -0 "$ISCSI_PID" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$ISCSI_PID" 2>/dev/null; then
+			echo "### tgtd still alive 2 s after delete system: SIGKILL" >>"$ISCSI_DIR/tgtd.log"
+			kill -KILL "$ISCSI_PID" 2>/dev/null
+		fi
+	fi
+	wait "$ISCSI_PID" 2>/dev/null
+	ISCSI_STOPPED_MS=$(($(date +%s%N) / 1000000))
+	ISCSI_PID=""
+	return 0
+}
+
+iscsi_target_restart() {
+	[[ -n $ISCSI_PORT ]] || fail "iscsi_target_restart before iscsi_target_start"
+	iscsi_target_stop
+	wait_until 10 nfs_port_free "$ISCSI_PORT" || fail "iSCSI port $ISCSI_PORT still taken after the stop"
+	iscsi_target_launch || fail "restart: $ISCSI_ERR"
+	local t
+	for t in "${ISCSI_TARGETS[@]}"; do
+		# shellcheck disable=SC2086
+		iscsi_target_define $t || fail "restart: tgtadm could not re-add: $t"
+	done
+	log "tgtd restarted, pid $ISCSI_PID"
+}
+
+iscsi_helper_track() {
+	ISCSI_HELPER_PIDS+=" $1"
+	record "pid $1"
+}
+
+iscsi_cleanup() {
+	local mp p
+	# File systems on loop devices over a "disk" file first, then the loops.
+	while read -r mp; do
+		[[ -n $mp ]] || continue
+		umount "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+	done < <(awk -v d="$T/" '{ mp = $5; for (i = 6; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }
+		if (index(mp, d) == 1 && t !~ /^fuse/) print mp }' /proc/self/mountinfo | sort -r)
+	detach_loops_under "$T"
+	while read -r mp; do
+		[[ -n $mp ]] || continue
+		fusermount3 -uz "$mp" 2>/dev/null || umount -l "$mp" 2>/dev/null
+	done < <(awk -v d="$T/" '{ mp = $5; for (i = 6; i <= NF; i++) if ($i == "-") { t = $(i + 1); break }
+		if (index(mp, d) == 1 && t ~ /^fuse/) print mp }' /proc/self/mountinfo | sort -r)
+	for p in $ISCSI_HELPER_PIDS; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	ISCSI_HELPER_PIDS=""
+	iscsi_target_stop
 	return 0
 }
