@@ -100,8 +100,9 @@ $(BUILD)/bin/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
 # own libraries (libfuse3, libnfs), so volumed itself links neither. Only the
 # pure URL parser is also in libvolumed.a (unit tests, fuzzing).
 NFS_FUSE_PKGS := fuse3 libnfs
-NFS_FUSE_SRCS := drivers/fuse/nfs_fuse.c drivers/fuse/nfsfs.c drivers/fuse/nfs_url.c
-$(BUILD)/drivers/fuse/%.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS) 2>/dev/null)
+NFS_FUSE_SRCS := drivers/fuse/nfs_fuse.c drivers/fuse/nfsfs.c drivers/fuse/nfs_url.c \
+	drivers/fuse/helper.c
+$(BUILD)/drivers/fuse/nfs%.o $(BUILD)/drivers/fuse/helper.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS) 2>/dev/null)
 
 $(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed/log.c)
 	@mkdir -p $(dir $@)
@@ -110,7 +111,7 @@ $(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed
 # volumed-iscsi-fuse, the userspace iSCSI data path (drivers/fuse/iscsi*.c):
 # one file "disk" over a LUN, through libfuse3 and libiscsi.
 ISCSI_FUSE_PKGS := fuse3 libiscsi
-ISCSI_FUSE_SRCS := drivers/fuse/iscsi_fuse.c drivers/fuse/iscsifs.c
+ISCSI_FUSE_SRCS := drivers/fuse/iscsi_fuse.c drivers/fuse/iscsifs.c drivers/fuse/helper.c
 $(BUILD)/drivers/fuse/iscsi%.o: CFLAGS += $(shell pkg-config --cflags $(ISCSI_FUSE_PKGS) 2>/dev/null)
 
 $(BUILD)/bin/volumed-iscsi-fuse: $(call obj,$(ISCSI_FUSE_SRCS) volumed/err.c volumed/log.c)

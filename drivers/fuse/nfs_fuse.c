@@ -19,7 +19,7 @@
  *                     10000). Past it the request fails with EIO.
  *   --retries N       reconnects per request, with backoff, inside the bound
  *                     (default 5); also libnfs's autoreconnect count.
- *   --ready-fd FD     once the FUSE mount is live "ok\n" is written to FD,
+ *   --ready-fd FD     once the FUSE mount is live "ok PID\n" is written to FD,
  *                     or "error: <reason>\n" if it could not be made; then
  *                     FD is closed. EOF without either means it died.
  *   --log FILE        append one line per event to FILE (also stderr's
@@ -60,6 +60,7 @@
 
 #include "../../volumed/err.h"
 #include "../../volumed/log.h"
+#include "helper.h"
 #include "nfs_url.h"
 #include "nfsfs.h"
 
@@ -73,152 +74,11 @@ struct args {
 	int foreground;
 };
 
-static int ready_fd = -1;
-
-/* Tells the waiting parent how the start went, once. */
-static void ready(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static void ready(const char *fmt, ...)
-{
-	if (ready_fd < 0)
-		return;
-	char line[600];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 1, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		n = 0;
-	if ((size_t)n > sizeof(line) - 2)
-		n = (int)sizeof(line) - 2;
-	for (int i = 0; i < n; i++)
-		if (line[i] == '\n')
-			line[i] = ' ';
-	line[n++] = '\n';
-	ssize_t off = 0;
-	while (off < n) {
-		ssize_t w = write(ready_fd, line + off, (size_t)(n - off));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			break;
-		off += w;
-	}
-	close(ready_fd);
-	ready_fd = -1;
-}
-
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: volumed-nfs-fuse --url nfs://HOST[:PORT]/EXPORT/PATH[?nfsport=N&mountport=N] "
 		   "--mountpoint DIR [--timeout-ms N] [--retries N] [--ready-fd FD] [--log FILE] "
 		   "[--foreground] [--connections N]\n");
-}
-
-static struct fuse_operations ops;
-static const char *mountpoint;
-
-/* The kernel's INIT reached us: the mount is live, tell the parent. */
-static void *init_and_ready(struct fuse_conn_info *conn, struct fuse_config *cfg)
-{
-	void *priv = nfsfs_operations()->init(conn, cfg);
-	vd_log(VD_LOG_INFO, "event=ready mountpoint=%s max_write=%u max_read=%u", mountpoint,
-	       conn->max_write, conn->max_read);
-	ready("ok");
-	return priv;
-}
-
-/* The kernel gives a FUSE mount 128 KiB of readahead and caps it at INIT
- * to what the file system asks; 4 MiB more than doubles sequential reads
- * over NFS (about 300 -> 750 MB/s here). It can only be raised after the
- * INIT reply, through sysfs: the first request after INIT does it, once. */
-#define READ_AHEAD_KB 4096
-static char bdi_dev[32];          /* "0:NN" of our mount, "" when unknown */
-static atomic_int ra_done;
-
-static void tune_readahead(void)
-{
-	if (!bdi_dev[0] || atomic_exchange(&ra_done, 1))
-		return;
-	char path[96];
-	snprintf(path, sizeof(path), "/sys/class/bdi/%s/read_ahead_kb", bdi_dev);
-	int fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0) {
-		vd_log(VD_LOG_DEBUG, "event=readahead-not-set path=%s err=\"%s\"", path, strerror(errno));
-		return;
-	}
-	char v[16];
-	int n = snprintf(v, sizeof(v), "%d", READ_AHEAD_KB);
-	if (write(fd, v, (size_t)n) != n)
-		vd_log(VD_LOG_DEBUG, "event=readahead-not-set path=%s err=\"%s\"", path, strerror(errno));
-	else
-		vd_log(VD_LOG_INFO, "event=readahead bdi=%s kb=%d", bdi_dev, READ_AHEAD_KB);
-	close(fd);
-}
-
-static int getattr_and_tune(const char *path, struct stat *st, struct fuse_file_info *fi)
-{
-	tune_readahead();
-	return nfsfs_operations()->getattr(path, st, fi);
-}
-
-/* Unescapes mountinfo's octal escapes (\040 for a space...) in place. */
-static void mountinfo_unescape(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '3' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
-/* The "maj:min" of the last mount on dir in /proc/self/mountinfo. */
-static void find_bdi(const char *dir, char *out, size_t len)
-{
-	out[0] = '\0';
-	FILE *f = fopen("/proc/self/mountinfo", "re");
-	if (!f)
-		return;
-	char *line = NULL;
-	size_t cap = 0;
-	while (getline(&line, &cap, f) > 0) {
-		char dev[32], mp[4096];
-		if (sscanf(line, "%*s %*s %31s %*s %4095s", dev, mp) != 2)
-			continue;
-		mountinfo_unescape(mp);
-		if (strcmp(mp, dir) == 0)
-			snprintf(out, len, "%s", dev);
-	}
-	free(line);
-	fclose(f);
-}
-
-/* Refuses: prints the reason, tells the ready fd, exits 2. */
-static void die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die_usage(const char *fmt, ...)
-{
-	char msg[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	fprintf(stderr, "volumed-nfs-fuse: %s\n", msg);
-	ready("error: %s", msg);
-	exit(2);
-}
-
-static long num_arg(const char *name, const char *s, long min, long max)
-{
-	long v;
-	int rc = nfs_url_parse_long(s, min, max, &v);
-	if (rc < 0)
-		die_usage("%s '%s': a whole number in %ld..%ld", name, s, min, max);
-	return v;
 }
 
 static void parse_args(int argc, char **argv, struct args *a)
@@ -237,124 +97,50 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ NULL, 0, NULL, 0 },
 	};
 	*a = (struct args){ .timeout_ms = 10000, .retries = 5, .ready_fd = -1, .connections = 4 };
-	/* The ready fd first, so that even an argument error reaches it. */
-	for (int i = 1; i + 1 < argc; i++)
-		if (strcmp(argv[i], "--ready-fd") == 0) {
-			long v;
-			if (nfs_url_parse_long(argv[i + 1], 3, 1 << 20, &v) == 0 &&
-			    fcntl((int)v, F_GETFD) >= 0)
-				ready_fd = (int)v;
-		} else if (strncmp(argv[i], "--ready-fd=", 11) == 0) {
-			long v;
-			if (nfs_url_parse_long(argv[i] + 11, 3, 1 << 20, &v) == 0 &&
-			    fcntl((int)v, F_GETFD) >= 0)
-				ready_fd = (int)v;
-		}
+	helper_ready_scan(argc, argv);
 	opterr = 0;
 	int c;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case O_URL: a->url = optarg; break;
 		case O_MNT: a->mountpoint = optarg; break;
-		case O_TIMEOUT: a->timeout_ms = num_arg("--timeout-ms", optarg, 1000, 3600000); break;
-		case O_RETRIES: a->retries = num_arg("--retries", optarg, 0, 100); break;
-		case O_READY: a->ready_fd = num_arg("--ready-fd", optarg, 3, 1 << 20); break;
+		case O_TIMEOUT: a->timeout_ms = helper_num_arg("--timeout-ms", optarg, 1000, 3600000); break;
+		case O_RETRIES: a->retries = helper_num_arg("--retries", optarg, 0, 100); break;
+		case O_READY: a->ready_fd = helper_num_arg("--ready-fd", optarg, 3, 1 << 20); break;
 		case O_LOG: a->log = optarg; break;
 		case O_FG: a->foreground = 1; break;
-		case O_CONNS: a->connections = num_arg("--connections", optarg, 1, NFSFS_MAX_CONNS); break;
+		case O_CONNS: a->connections = helper_num_arg("--connections", optarg, 1, NFSFS_MAX_CONNS); break;
 		case O_HELP: usage(stdout); exit(0);
 		default:
 			usage(stderr);
-			die_usage("unknown option or missing value: %s", argv[optind - 1]);
+			helper_die_usage("unknown option or missing value: %s", argv[optind - 1]);
 		}
 	}
 	if (optind < argc)
-		die_usage("unexpected argument: %s", argv[optind]);
+		helper_die_usage("unexpected argument: %s", argv[optind]);
 	if (!a->url)
-		die_usage("--url is required");
+		helper_die_usage("--url is required");
 	if (!a->mountpoint)
-		die_usage("--mountpoint is required");
+		helper_die_usage("--mountpoint is required");
 	if (a->mountpoint[0] != '/')
-		die_usage("--mountpoint %s: must be an absolute path", a->mountpoint);
-	if (a->ready_fd >= 0 && ready_fd != (int)a->ready_fd)
-		die_usage("--ready-fd %ld: not an open file descriptor", a->ready_fd);
-}
-
-/* Detaches from the caller: the first process exits 0 once the daemon
- * exists; the daemon is in its own session and not its leader. */
-static int detach(int log_fd)
-{
-	pid_t pid = fork();
-	if (pid < 0)
-		return -errno;
-	if (pid > 0) {
-		int st;
-		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-			;
-		_exit(WIFEXITED(st) ? WEXITSTATUS(st) : 1);
-	}
-	if (setsid() < 0)
-		_exit(1);
-	pid = fork();
-	if (pid < 0)
-		_exit(1);
-	if (pid > 0)
-		_exit(0);
-	if (chdir("/") < 0)
-		return -errno;
-	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null < 0)
-		return -errno;
-	dup2(null, STDIN_FILENO);
-	dup2(null, STDOUT_FILENO);
-	dup2(log_fd >= 0 ? log_fd : null, STDERR_FILENO);
-	if (null > STDERR_FILENO)
-		close(null);
-	return 0;
+		helper_die_usage("--mountpoint %s: must be an absolute path", a->mountpoint);
+	if (a->ready_fd >= 0 && helper_ready_fd() != (int)a->ready_fd)
+		helper_die_usage("--ready-fd %ld: not an open file descriptor", a->ready_fd);
 }
 
 int main(int argc, char **argv)
 {
 	struct args a;
+	helper_name = "volumed-nfs-fuse";
 	signal(SIGPIPE, SIG_IGN);
 	parse_args(argc, argv, &a);
 
 	struct vd_err err = VD_ERR_INIT;
 	struct nfs_url_parts url;
 	if (nfs_url_parse(a.url, &url, &err) < 0)
-		die_usage("%s", vd_err_msg(&err));
-	struct stat st;
-	if (stat(a.mountpoint, &st) < 0) {
-		int e = errno;
-		die_usage("--mountpoint %s: %s%s", a.mountpoint, strerror(e),
-			  e == ENOTCONN ? " (a dead FUSE mount: unmount it first)" : "");
-	}
-	if (!S_ISDIR(st.st_mode))
-		die_usage("--mountpoint %s: not a directory", a.mountpoint);
-	/* Now: once our mount is on it, resolving it would ask ourselves. */
+		helper_die_usage("%s", vd_err_msg(&err));
 	char real_mp[PATH_MAX];
-	if (!realpath(a.mountpoint, real_mp))
-		die_usage("--mountpoint %s: %s", a.mountpoint, strerror(errno));
-
-	int log_fd = -1;
-	if (a.log) {
-		log_fd = open(a.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
-		if (log_fd < 0)
-			die_usage("--log %s: %s", a.log, strerror(errno));
-	}
-	if (a.ready_fd >= 0)
-		fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
-	if (!a.foreground) {
-		int rc = detach(log_fd);
-		if (rc < 0) {
-			ready("error: cannot detach: %s", strerror(-rc));
-			return 1;
-		}
-	} else if (log_fd >= 0) {
-		dup2(log_fd, STDERR_FILENO);
-	}
-	if (log_fd > STDERR_FILENO)
-		close(log_fd);
+	helper_start(a.mountpoint, a.log, a.foreground, real_mp);
 
 	char display[NFS_URL_MAX + 16];
 	nfs_url_display(&url, display, sizeof(display));
@@ -367,7 +153,7 @@ int main(int argc, char **argv)
 	struct nfsfs *fs = NULL;
 	if (nfsfs_new(&cfg, &fs, &err) < 0) {
 		vd_log(VD_LOG_ERROR, "event=start-failed err=\"%s\"", vd_err_msg(&err));
-		ready("error: %s", vd_err_msg(&err));
+		helper_ready("error: %s", vd_err_msg(&err));
 		return 1;
 	}
 	vd_log(VD_LOG_INFO, "event=nfs-mounted export=%s dir=%s", nfsfs_export(fs),
@@ -380,59 +166,12 @@ int main(int argc, char **argv)
 		snprintf(esc, sizeof(esc), "volumed-nfs");
 	snprintf(opts, sizeof(opts), "allow_other,fsname=%s,subtype=volumed-nfs,max_read=1048576",
 		 esc);
-	char *fargv[] = { argv[0], "-o", opts, NULL };
-	struct fuse_args fargs = FUSE_ARGS_INIT(3, fargv);
-	int exit_code = 1;
-	ops = *nfsfs_operations();
-	ops.init = init_and_ready;
-	ops.getattr = getattr_and_tune;
-	struct fuse *f = fuse_new(&fargs, &ops, sizeof(ops), fs);
-	if (!f) {
-		ready("error: fuse_new failed (see the log)");
-		goto out_fs;
-	}
-	if (fuse_mount(f, a.mountpoint) != 0) {
-		vd_log(VD_LOG_ERROR, "event=start-failed err=\"cannot mount FUSE on %s\"", a.mountpoint);
-		ready("error: cannot mount FUSE on %s (is /dev/fuse there? see the log)", a.mountpoint);
-		goto out_new;
-	}
-	struct fuse_session *se = fuse_get_session(f);
-	if (fuse_set_signal_handlers(se) != 0) {
-		ready("error: cannot set signal handlers");
-		goto out_mount;
-	}
-	mountpoint = a.mountpoint;
-	find_bdi(real_mp, bdi_dev, sizeof(bdi_dev));
+	int exit_code = helper_serve(argv[0], nfsfs_operations(), fs, a.mountpoint, real_mp, opts,
+				     MAX_WORKERS, 4);
 
-	struct fuse_loop_config *lc = fuse_loop_cfg_create();
-	if (!lc) {
-		vd_log(VD_LOG_ERROR, "event=loop-failed err=\"out of memory\"");
-		goto out_signals;
-	}
-	fuse_loop_cfg_set_max_threads(lc, MAX_WORKERS);
-	fuse_loop_cfg_set_idle_threads(lc, 4);
-	int rc = fuse_loop_mt(f, lc);
-	fuse_loop_cfg_destroy(lc);
-	/* rc: 0 unmounted from outside, a signal number after SIGTERM & co. */
-	if (rc < 0) {
-		vd_log(VD_LOG_ERROR, "event=loop-failed err=%d", -rc);
-		ready("error: the FUSE session failed (error %d, see the log)", -rc);
-	} else {
-		exit_code = 0;
-	}
-	vd_log(VD_LOG_INFO, "event=stopping reason=%s", rc == 0 ? "unmounted" : rc > 0 ? "signal" : "error");
-
-out_signals:
-	fuse_remove_signal_handlers(se);
-out_mount:
-	fuse_unmount(f);
-out_new:
-	fuse_destroy(f);
-out_fs:;
 	struct nfsfs_stats s;
 	nfsfs_get_stats(fs, &s);
 	nfsfs_free(fs);
-	fuse_opt_free_args(&fargs);
 	vd_log(VD_LOG_INFO, "event=exit code=%d requests=%lu reconnects=%lu conn_dropped=%lu "
 	       "timeouts=%lu eio=%lu", exit_code, s.requests, s.reconnects, s.conn_lost, s.timeouts,
 	       s.eio);
