@@ -2,7 +2,7 @@
 # `make SANITIZE=1 test` (ASan + UBSan), `make fuzz` (libFuzzer, clang).
 
 CC      ?= cc
-PKGS    := libmicrohttpd jansson libcurl libprotobuf-c libnghttp2 libnfs
+PKGS    := libmicrohttpd jansson libcurl libprotobuf-c libnghttp2 libnfs libiscsi
 BUILD   := build$(if $(SANITIZE),-san)
 
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
@@ -135,6 +135,17 @@ $(BUILD)/tests/replay_%: $(BUILD)/tests/fuzz/%.o $(BUILD)/tests/fuzz/replay.o $(
 		$(BUILD)/libvolumed.a
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# ---- tests/tools/iscsi_client_check: a CLI over drivers/iscsi_client.h for
+# tests/integ/test_iscsi_client.sh (built by `make integ`). Linked with the
+# few objects it uses, so it builds while unrelated core files are in flux.
+ISCSI_CLIENT_CHECK := $(BUILD)/tests/iscsi_client_check
+$(ISCSI_CLIENT_CHECK): $(call obj,tests/tools/iscsi_client_check.c drivers/iscsi_client.c \
+		volumed/err.c)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+integ: $(ISCSI_CLIENT_CHECK)
+# ---- end iscsi_client_check
 
 # Each entry point installs what is missing first, then builds in a new make
 # so that pkg-config's flags are read after the packages exist.

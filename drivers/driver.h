@@ -20,6 +20,7 @@
 
 struct vd_driver_env {
 	const char *state_dir;   /* the daemon's state directory */
+	const char *node_id;     /* this node's id */
 	const json_t *settings;  /* the driver's object in the config, or NULL */
 };
 
@@ -117,6 +118,12 @@ struct vd_driver_ops {
 			    const json_t *data, char **ret_device, struct vd_err *err);
 	int (*block_detach)(void *priv, const char *name, const json_t *spec,
 			    const json_t *data, struct vd_err *err);
+
+	/* Live facts from the backend for `volctl inspect` (e.g. who holds a
+	 * reservation), added to status. Blocks, bounded by the backend's
+	 * timeout. Optional; never on a hot path. */
+	int (*probe)(void *priv, const char *name, const json_t *spec, const json_t *data,
+		     json_t *status, struct vd_err *err);
 
 	/* Bytes available for new volumes (GetCapacity). Optional. */
 	int (*capacity)(void *priv, uint64_t *ret_bytes, struct vd_err *err);

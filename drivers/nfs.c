@@ -30,13 +30,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <libgen.h>
 #include <limits.h>
 #include <netdb.h>
-#include <poll.h>
 #include <pthread.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,7 +42,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +50,7 @@
 
 #include "../volumed/mount.h"
 #include "../volumed/names.h"
+#include "helper_proc.h"
 #include "nfs_meta.h"
 
 #define HELPER_NAME "volumed-nfs-fuse"
@@ -62,10 +58,7 @@
 #define ASIDE_TAG ".removing."
 /* Deepest directory tree remove descends (libnfs paths are bounded too). */
 #define RM_DEPTH_MAX 256
-/* After an unmount, how long the FUSE helper gets to exit by itself. */
-#define HELPER_EXIT_MS 3000
 
-extern char **environ;
 
 struct nfs_drv {
 	char *root;                        /* <state_dir>/nfs */
@@ -97,13 +90,6 @@ static double now_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
 }
 
 /* A unique suffix for temporary names: host, pid and 64 random bits. */
@@ -913,332 +899,6 @@ static int nfs_capacity_op(void *priv, uint64_t *ret_bytes, struct vd_err *err)
 
 /* ---- node side: mounts ------------------------------------------------- */
 
-struct fstype_find {
-	const char *mnt;
-	char fstype[64];
-};
-
-static int fstype_match(const struct vd_mountinfo_entry *e, void *userdata)
-{
-	struct fstype_find *f = userdata;
-	if (strcmp(e->mount_point, f->mnt) == 0)
-		snprintf(f->fstype, sizeof(f->fstype), "%s", e->fstype);   /* the last one wins */
-	return 0;
-}
-
-/* The file system type mounted on mnt ("" when none). */
-static int mount_fstype(const char *mnt, char *buf, size_t len, struct vd_err *err)
-{
-	struct fstype_find f = { .mnt = mnt };
-	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return vd_err_set(err, -errno, "open /proc/self/mountinfo: %s", strerror(errno));
-	size_t cap = 1 << 16, n = 0;
-	char *text = malloc(cap);
-	ssize_t got = 0;
-	while (text && (got = read(fd, text + n, cap - n)) > 0) {
-		n += (size_t)got;
-		if (n == cap) {
-			char *bigger = realloc(text, cap * 2);
-			if (!bigger) {
-				free(text);
-				text = NULL;
-				break;
-			}
-			text = bigger;
-			cap *= 2;
-		}
-	}
-	int e = errno;
-	close(fd);
-	if (!text)
-		return vd_err_set(err, -ENOMEM, "out of memory");
-	int r = got < 0 ? vd_err_set(err, -e, "read /proc/self/mountinfo: %s", strerror(e))
-			: vd_mountinfo_parse(text, n, fstype_match, &f, err);
-	free(text);
-	if (r == 0)
-		snprintf(buf, len, "%s", f.fstype);
-	return r;
-}
-
-/* 1 mounted and answering, 0 not mounted, 2 mounted but dead (a FUSE mount
- * whose helper is gone: ENOTCONN). A kernel NFS mount is never probed: on
- * a hard mount to a server that is down, stat would hang. */
-static int mount_state(const char *mnt, struct vd_err *err)
-{
-	char fstype[64];
-	struct stat st;
-	int r = mount_fstype(mnt, fstype, sizeof(fstype), err);
-	if (r < 0)
-		return r;
-	if (!*fstype)
-		return 0;
-	if (strncmp(fstype, "nfs", 3) == 0)
-		return 1;
-	if (stat(mnt, &st) < 0 && (errno == ENOTCONN || errno == ECONNABORTED))
-		return 2;
-	return 1;
-}
-
-/* 1 when /proc/<pid>/cmdline is the helper's serving mnt. */
-static int helper_is(pid_t pid, const char *mnt)
-{
-	char path[64], buf[8192];
-	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;   /* gone, or a zombie */
-	buf[n] = '\0';
-	for (ssize_t i = 0; i < n;) {
-		const char *arg = buf + i;
-		size_t len = strlen(arg);
-		if (strcmp(arg, "--mountpoint") == 0 && i + (ssize_t)len + 1 < n)
-			return strcmp(arg + len + 1, mnt) == 0;
-		i += (ssize_t)len + 1;
-	}
-	return 0;
-}
-
-/* The helper serving mnt, found in /proc (when it daemonized and no pid
- * file says which it is); 0 when none. */
-static pid_t helper_find(const char *mnt)
-{
-	DIR *dir = opendir("/proc");
-	struct dirent *de;
-	pid_t found = 0;
-	while (dir && !found && (de = readdir(dir))) {
-		char *end;
-		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 1 || pid == getpid())
-			continue;
-		char exe[PATH_MAX];
-		snprintf(exe, sizeof(exe), "/proc/%ld/comm", pid);
-		int fd = open(exe, O_RDONLY | O_CLOEXEC);
-		ssize_t n = fd >= 0 ? read(fd, exe, sizeof(exe) - 1) : -1;
-		if (fd >= 0)
-			close(fd);
-		if (n <= 0)
-			continue;
-		exe[n] = '\0';
-		if (strncmp(exe, "volumed-nfs", 11) == 0 && helper_is((pid_t)pid, mnt))
-			found = (pid_t)pid;
-	}
-	if (dir)
-		closedir(dir);
-	return found;
-}
-
-static pid_t pidfile_read(const char *path)
-{
-	char buf[32];
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	long pid = strtol(buf, NULL, 10);
-	return pid > 1 && pid < INT_MAX ? (pid_t)pid : 0;
-}
-
-static int pidfile_write(const char *path, pid_t pid, struct vd_err *err)
-{
-	char tmp[PATH_MAX], buf[32];
-	int r = path_fmt(tmp, sizeof(tmp), err, "%s.tmp", path);
-	if (r < 0)
-		return r;
-	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-	int n = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
-	if (fd < 0 || write(fd, buf, (size_t)n) != n || fsync(fd) < 0 || rename(tmp, path) < 0)
-		r = vd_err_set(err, -errno, "write %s: %s", path, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	if (r < 0)
-		unlink(tmp);
-	return r;
-}
-
-/* Waits for the helper serving mnt to exit (it does once unmounted), then
- * SIGTERM, then SIGKILL: a helper never outlives its mount for long. */
-static void helper_stop(const char *pidfile, const char *mnt)
-{
-	pid_t pid = pidfile_read(pidfile);
-	if (!pid || !helper_is(pid, mnt))
-		pid = helper_find(mnt);
-	for (int step = 0; pid; step++) {
-		waitpid(pid, NULL, WNOHANG);   /* our own child: reap it */
-		if (!helper_is(pid, mnt))
-			break;
-		if (step == HELPER_EXIT_MS / 50)
-			kill(pid, SIGTERM);
-		else if (step == HELPER_EXIT_MS / 50 + 40)
-			kill(pid, SIGKILL);
-		else if (step > HELPER_EXIT_MS / 50 + 80)
-			break;
-		sleep_ms(50);
-	}
-	unlink(pidfile);
-}
-
-/* Reads the helper's ready line from fd until the deadline. */
-static int ready_read(int fd, double deadline, char *line, size_t len)
-{
-	size_t n = 0;
-	line[0] = '\0';
-	while (n < len - 1) {
-		double left = deadline - now_ms();
-		if (left <= 0)
-			return -ETIMEDOUT;
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		int k = poll(&p, 1, (int)left + 1);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0)
-			return -errno;
-		if (k == 0)
-			continue;
-		ssize_t got = read(fd, line + n, len - 1 - n);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			break;   /* EOF: the helper exited without a word */
-		n += (size_t)got;
-		line[n] = '\0';
-		if (memchr(line, '\n', n))
-			break;
-	}
-	char *nl = strchr(line, '\n');
-	if (nl)
-		*nl = '\0';
-	return nl ? 0 : -EPIPE;
-}
-
-/* The last line of the helper's log, for error messages. */
-static void log_tail(const char *path, char *buf, size_t len)
-{
-	char text[1024];
-	buf[0] = '\0';
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	off_t size = lseek(fd, 0, SEEK_END);
-	off_t from = size > (off_t)sizeof(text) - 1 ? size - (off_t)sizeof(text) + 1 : 0;
-	ssize_t n = pread(fd, text, sizeof(text) - 1, from);
-	close(fd);
-	if (n <= 0)
-		return;
-	while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == '\r'))
-		n--;
-	text[n] = '\0';
-	char *last = strrchr(text, '\n');
-	snprintf(buf, len, "%s", last ? last + 1 : text);
-}
-
-static int helper_spawn(const struct nfs_drv *d, const struct vd_nfs_backend *b,
-			const char *url, const char *dir, const char *mnt, struct vd_err *err)
-{
-	char log[PATH_MAX], pidfile[PATH_MAX], timeout[16], line[512], tail[256];
-	int p[2];
-	pid_t pid;
-	int r = path_fmt(log, sizeof(log), err, "%s/helper.log", dir);
-	if (r == 0)
-		r = path_fmt(pidfile, sizeof(pidfile), err, "%s/helper.pid", dir);
-	if (r < 0)
-		return r;
-	if (access(d->helper, X_OK) < 0)
-		return vd_err_set(err, -ENOENT, "the NFS FUSE helper %s is not there (%s); build "
-				  "it, or set drivers.nfs.helper, or use mode kernel", d->helper,
-				  strerror(errno));
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return vd_err_set(err, -errno, "pipe: %s", strerror(errno));
-	snprintf(timeout, sizeof(timeout), "%d", b->timeout_ms);
-	char *const argv[] = { d->helper, "--url", (char *)url, "--mountpoint", (char *)mnt,
-			       "--timeout-ms", timeout, "--ready-fd", "3", "--log", log, NULL };
-
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t attr;
-	sigset_t all, none;
-	sigfillset(&all);
-	sigemptyset(&none);
-	posix_spawnattr_init(&attr);
-	posix_spawnattr_setsigdefault(&attr, &all);
-	posix_spawnattr_setsigmask(&attr, &none);
-	posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK |
-					POSIX_SPAWN_SETSID);
-	posix_spawn_file_actions_init(&fa);
-	int e = posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-	if (e == 0)
-		e = posix_spawn_file_actions_addopen(&fa, STDOUT_FILENO, log,
-						     O_WRONLY | O_CREAT | O_APPEND, 0600);
-	if (e == 0)
-		e = posix_spawn_file_actions_adddup2(&fa, STDOUT_FILENO, STDERR_FILENO);
-	if (e == 0)   /* glibc clears close-on-exec even when p[1] is 3 already */
-		e = posix_spawn_file_actions_adddup2(&fa, p[1], 3);
-	if (e == 0)
-		e = posix_spawn_file_actions_addclosefrom_np(&fa, 4);
-	if (e == 0)
-		e = posix_spawn(&pid, d->helper, &fa, &attr, argv, environ);
-	posix_spawnattr_destroy(&attr);
-	posix_spawn_file_actions_destroy(&fa);
-	close(p[1]);
-	if (e != 0) {
-		close(p[0]);
-		return vd_err_set(err, -e, "start %s: %s", d->helper, strerror(e));
-	}
-
-	/* The helper bounds its own connection by timeout_ms; allow for start-up. */
-	r = ready_read(p[0], now_ms() + b->timeout_ms + 5000, line, sizeof(line));
-	close(p[0]);
-	pid_t helper = pid;
-	int exited = 0;
-	for (int i = 0; i < 6 && !exited; i++) {   /* a daemonizing parent exits now */
-		int status;
-		exited = waitpid(pid, &status, WNOHANG) == pid;
-		if (!exited && r < 0)
-			break;
-		if (!exited)
-			sleep_ms(50);
-	}
-	if (r == 0 && strncmp(line, "ok", 2) == 0 && (line[2] == '\0' || line[2] == ' ')) {
-		long announced = line[2] ? strtol(line + 3, NULL, 10) : 0;
-		if (announced > 1)
-			helper = (pid_t)announced;
-		else if (exited)
-			helper = helper_find(mnt);
-		if (vd_mount_is_mounted(mnt, err) != 1) {
-			r = vd_err_set(err, -EIO, "%s said ok but nothing is mounted on %s", d->helper,
-				       mnt);
-		} else {
-			if (helper > 0)
-				pidfile_write(pidfile, helper, NULL);   /* found again by /proc */
-			return 0;
-		}
-	}
-	if (!exited) {
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-	}
-	helper_stop(pidfile, mnt);
-	umount2(mnt, MNT_DETACH);
-	log_tail(log, tail, sizeof(tail));
-	if (r == 0 && strncmp(line, "error:", 6) == 0)
-		return vd_err_set(err, -EIO, "nfs backend %s: %s: %s", b->name, HELPER_NAME,
-				  line + 6 + (line[6] == ' '));
-	if (r == -ETIMEDOUT)
-		return vd_err_set(err, -ETIMEDOUT, "nfs backend %s: %s did not get ready within "
-				  "%d ms%s%s", b->name, HELPER_NAME, b->timeout_ms + 5000,
-				  *tail ? ": " : "", tail);
-	return vd_err_set(err, r < 0 ? -EIO : -EPROTO, "nfs backend %s: %s %s%s%s", b->name,
-			  HELPER_NAME, r < 0 ? "exited without saying ready" : "said",
-			  r < 0 ? (*tail ? ": " : "") : " ", r < 0 ? tail : line);
-}
-
 /* "[addr]" or "addr" of the server's first address. */
 static int resolve(const char *host, char *buf, size_t len, struct vd_err *err)
 {
@@ -1286,6 +946,17 @@ static int kernel_mount(const struct vd_nfs_backend *b, const char *name, const 
 	return 0;
 }
 
+static int helper_spawn(const struct nfs_drv *d, const struct vd_nfs_backend *b,
+			const char *url, const char *dir, const char *mnt, struct vd_err *err)
+{
+	char what[300];
+	char *const args[] = { "--url", (char *)url, NULL };
+	snprintf(what, sizeof(what), "nfs backend %s", b->name);
+	struct vd_helper_run run = { .program = d->helper, .what = what, .dir = dir, .mnt = mnt,
+				     .timeout_ms = b->timeout_ms, .args = args };
+	return vd_helper_start(&run, err);
+}
+
 /* The volume directory's URL: from the data create returned, or rebuilt. */
 static char *volume_url(const struct vd_nfs_backend *b, const char *name, const json_t *data)
 {
@@ -1299,21 +970,19 @@ static int nfs_stage_op(void *priv, const char *name, const json_t *spec, const 
 	struct nfs_drv *d = priv;
 	const struct vd_nfs_backend *b;
 	struct vd_nfs_spec s;
-	char dir[PATH_MAX], mnt[PATH_MAX], pidfile[PATH_MAX];
+	char dir[PATH_MAX], mnt[PATH_MAX];
 	int r = volume_get(d, name, spec, &s, &b, err);
 	if (r == 0)
 		r = mnt_path(d, b, name, NULL, dir, err);
 	if (r == 0)
 		r = mnt_path(d, b, name, "mnt", mnt, err);
 	if (r == 0)
-		r = mnt_path(d, b, name, "helper.pid", pidfile, err);
-	if (r == 0)
 		r = mkdir_p(mnt, 0755, err);
 	if (r == 0)
-		r = mount_state(mnt, err);
+		r = vd_helper_mount_state(mnt, err);
 	if (r == 2) {   /* its helper died: clear the dead mount, mount again */
 		umount2(mnt, MNT_DETACH);
-		helper_stop(pidfile, mnt);
+		vd_helper_stop(dir, mnt);
 		r = 0;
 	} else if (r == 1) {
 		goto done;   /* staged already, or adopted after a restart */
@@ -1344,13 +1013,13 @@ static int nfs_unstage_op(void *priv, const char *name, const json_t *spec, cons
 	struct nfs_drv *d = priv;
 	const struct vd_nfs_backend *b;
 	struct vd_nfs_spec s;
-	char mnt[PATH_MAX], pidfile[PATH_MAX];
+	char dir[PATH_MAX], mnt[PATH_MAX];
 	(void)data;
 	int r = volume_get(d, name, spec, &s, &b, err);
 	if (r == 0)
-		r = mnt_path(d, b, name, "mnt", mnt, err);
+		r = mnt_path(d, b, name, NULL, dir, err);
 	if (r == 0)
-		r = mnt_path(d, b, name, "helper.pid", pidfile, err);
+		r = mnt_path(d, b, name, "mnt", mnt, err);
 	if (r == 0)
 		r = vd_mount_is_mounted(mnt, err);
 	if (r < 0)
@@ -1363,7 +1032,7 @@ static int nfs_unstage_op(void *priv, const char *name, const json_t *spec, cons
 		if (umount2(mnt, MNT_DETACH) < 0 && errno != EINVAL)
 			return vd_err_set(err, -errno, "unmount %s: %s", mnt, strerror(errno));
 	}
-	helper_stop(pidfile, mnt);
+	vd_helper_stop(dir, mnt);
 	return 0;
 }
 
@@ -1379,7 +1048,7 @@ static int nfs_is_staged_op(void *priv, const char *name, const json_t *spec, co
 	if (r == 0)
 		r = mnt_path(d, b, name, "mnt", mnt, err);
 	if (r == 0)
-		r = mount_state(mnt, err);
+		r = vd_helper_mount_state(mnt, err);
 	return r < 0 ? r : r == 1;
 }
 
@@ -1458,19 +1127,6 @@ static int kernel_has_nfs(void)
 	return 0;
 }
 
-/* The helper beside volumed's own executable. */
-static char *helper_default(void)
-{
-	char exe[PATH_MAX], *out = NULL;
-	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-	if (n <= 0)
-		return strdup("/usr/libexec/volumed/" HELPER_NAME);
-	exe[n] = '\0';
-	if (asprintf(&out, "%s/" HELPER_NAME, dirname(exe)) < 0)
-		return NULL;
-	return out;
-}
-
 static void nfs_fini(void *priv)
 {
 	struct nfs_drv *d = priv;
@@ -1500,7 +1156,7 @@ static int nfs_init(const struct vd_driver_env *env, void **ret_priv, struct vd_
 		r = vd_err_set(err, -EINVAL, "driver nfs needs a state directory");
 		goto fail;
 	}
-	d->helper = d->set->helper ? strdup(d->set->helper) : helper_default();
+	d->helper = d->set->helper ? strdup(d->set->helper) : vd_helper_default_path(HELPER_NAME);
 	d->exports = calloc(d->set->count ? d->set->count : 1, sizeof(*d->exports));
 	if (!d->helper || !d->exports) {
 		r = vd_err_set(err, -ENOMEM, "driver nfs: out of memory");

@@ -10,10 +10,12 @@
 
 extern const struct vd_driver_ops vd_driver_local;
 extern const struct vd_driver_ops vd_driver_nfs;
+extern const struct vd_driver_ops vd_driver_iscsi;
 
 const struct vd_driver_ops *const vd_drivers[] = {
 	&vd_driver_local,
 	&vd_driver_nfs,
+	&vd_driver_iscsi,
 	NULL,
 };
 

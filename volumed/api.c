@@ -162,7 +162,7 @@ static int route_create(struct call *c, struct vd_err *err)
 static int route_inspect(struct call *c, struct vd_err *err)
 {
 	json_t *view;
-	int r = vd_core_inspect(c->core, c->name, &view, err);
+	int r = vd_core_inspect_live(c->core, c->name, &view, err);
 	return r < 0 ? r : reply_new(c, view, 200);
 }
 

@@ -29,7 +29,7 @@ static int settings_check(const json_t *settings, struct vd_err *err)
 	return 0;
 }
 
-int vd_backends_open(const char *state_dir, const json_t *settings,
+int vd_backends_open(const char *state_dir, const char *node_id, const json_t *settings,
 		     struct vd_backends **ret_backends, struct vd_err *err)
 {
 	int r = settings_check(settings, err);
@@ -45,6 +45,7 @@ int vd_backends_open(const char *state_dir, const json_t *settings,
 		const struct vd_driver_ops *ops = vd_drivers[i];
 		struct vd_driver_env env = {
 			.state_dir = state_dir,
+			.node_id = node_id,
 			.settings = settings ? json_object_get(settings, ops->name) : NULL,
 		};
 		b->list[i].ops = ops;

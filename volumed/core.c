@@ -69,7 +69,7 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 		goto fail;
 	}
 	if ((r = state_dir_make(cfg->state_dir, err)) < 0 ||
-	    (r = vd_backends_open(cfg->state_dir, cfg->drivers, &core->backends, err)) < 0 ||
+	    (r = vd_backends_open(cfg->state_dir, cfg->node_id, cfg->drivers, &core->backends, err)) < 0 ||
 	    (r = vd_backend_get(core->backends, core->default_driver, &(const struct vd_backend *){ NULL },
 				err)) < 0 ||
 	    (r = vd_catalog_open(cfg->state_dir, core->backends, &core->catalog, err)) < 0 ||
@@ -353,6 +353,37 @@ int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
 	if (r < 0)
 		return r;
 	json_t *view = view_of(core, doc);
+	json_decref(doc);
+	if (!view)
+		return vd_err_set(err, -ENOMEM, "cannot describe volume %s", name);
+	*ret_view = view;
+	return 0;
+}
+
+/* The driver's live facts into the view's status; a backend that does not
+ * answer is reported there ("probe_error"), not as the inspect's failure. */
+static void view_probe(struct vd_core *core, const json_t *doc, json_t *view)
+{
+	const struct vd_backend *b = vd_backend_find(core->backends, vd_doc_str(doc, "driver"));
+	json_t *status = json_object_get(view, "status");
+	if (!b || !b->ops->probe || !status)
+		return;
+	struct vd_err err = VD_ERR_INIT;
+	if (b->ops->probe(b->priv, vd_doc_str(doc, "name"), json_object_get(doc, "spec"),
+			  json_object_get(doc, "data"), status, &err) < 0)
+		json_object_set_new(status, "probe_error", json_string(vd_err_msg(&err)));
+}
+
+int vd_core_inspect_live(struct vd_core *core, const char *name, json_t **ret_view,
+			 struct vd_err *err)
+{
+	json_t *doc;
+	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	if (r < 0)
+		return r;
+	json_t *view = view_of(core, doc);
+	if (view)
+		view_probe(core, doc, view);
 	json_decref(doc);
 	if (!view)
 		return vd_err_set(err, -ENOMEM, "cannot describe volume %s", name);

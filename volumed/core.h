@@ -116,6 +116,10 @@ int vd_core_volume_stats(struct vd_core *core, const char *name, const char *pat
  * New reference owned by the caller. */
 int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
 		    struct vd_err *err);
+/* The same plus the driver's live facts from the backend (iscsi: the
+ * reservation holder and registered keys), for `volctl inspect`. Blocks. */
+int vd_core_inspect_live(struct vd_core *core, const char *name, json_t **ret_view,
+			 struct vd_err *err);
 
 /* What a listing needs of a volume; borrowed for the duration of a visit. */
 struct vd_volume_brief {

@@ -40,6 +40,7 @@
 #define RUN_TAIL_LINES 3            /* last lines quoted in an error... */
 #define RUN_TAIL_CHARS 320          /* ...at most, so the message keeps their end */
 #define MKFS_TIMEOUT_SEC 120
+#define PROBE_BYTES 65536           /* read to find a file system signature */
 #define GROW_TIMEOUT_SEC 600
 
 /* ---- /proc/self/mountinfo ---------------------------------------------- */
@@ -279,6 +280,34 @@ int vd_mount_is_mounted(const char *path, struct vd_err *err)
 	return r;
 }
 
+struct fstype_find {
+	const char *mnt;
+	char fstype[64];
+};
+
+static int fstype_match(const struct vd_mountinfo_entry *e, void *userdata)
+{
+	struct fstype_find *f = userdata;
+	if (strcmp(e->mount_point, f->mnt) == 0)
+		snprintf(f->fstype, sizeof(f->fstype), "%s", e->fstype);   /* the last one wins */
+	return 0;
+}
+
+int vd_mount_fstype(const char *path, char *buf, size_t len, struct vd_err *err)
+{
+	struct fstype_find f = { .mnt = path };
+	char *text = NULL;
+	size_t n = 0;
+	int r = read_all(MOUNTINFO_PATH, MOUNTINFO_MAX, &text, &n, err);
+	if (r < 0)
+		return r;
+	r = vd_mountinfo_parse(text, n, fstype_match, &f, err);
+	free(text);
+	if (r == 0)
+		snprintf(buf, len, "%s", f.fstype);
+	return r;
+}
+
 /* ---- files and programs -------------------------------------------------- */
 
 int vd_mount_make_sparse(const char *path, uint64_t size, struct vd_err *err)
@@ -312,7 +341,36 @@ struct run_output {
 	uint64_t total;                 /* bytes seen */
 	char buf[RUN_OUTPUT_MAX + 1];   /* + the terminator output_tail adds */
 	size_t len;
+	char *all;                      /* the whole output, when captured */
+	size_t all_len, all_cap, all_max;
+	bool all_overflow;
 };
+
+/* Keeps the whole output, up to all_max bytes (more: all_overflow). */
+static void output_capture(struct run_output *out, const char *data, size_t n)
+{
+	if (out->all_max == 0 || out->all_overflow)
+		return;
+	if (out->all_len + n > out->all_max) {
+		out->all_overflow = true;
+		return;
+	}
+	if (out->all_len + n + 1 > out->all_cap) {
+		size_t cap = out->all_cap ? out->all_cap : 4096;
+		while (cap < out->all_len + n + 1)
+			cap *= 2;
+		char *bigger = realloc(out->all, cap);
+		if (!bigger) {
+			out->all_overflow = true;
+			return;
+		}
+		out->all = bigger;
+		out->all_cap = cap;
+	}
+	memcpy(out->all + out->all_len, data, n);
+	out->all_len += n;
+	out->all[out->all_len] = '\0';
+}
 
 static void output_head(struct run_output *out, const char *data, size_t n)
 {
@@ -330,6 +388,7 @@ static void output_head(struct run_output *out, const char *data, size_t n)
 
 static void output_append(struct run_output *out, const char *data, size_t n)
 {
+	output_capture(out, data, n);
 	output_head(out, data, n);
 	out->total += n;
 	if (n >= RUN_OUTPUT_MAX) {
@@ -481,7 +540,8 @@ static int run_wait(pid_t pid, int out_fd, int timeout_sec, struct run_output *o
 
 /* vd_run, where an exit status up to ok_max also means success (fsck's 1:
  * "errors corrected"). timeout_sec <= 0 waits without a limit. */
-static int run_status(char *const argv[], int timeout_sec, int ok_max, struct vd_err *err)
+static int run_status(char *const argv[], int timeout_sec, int ok_max, struct run_output *out,
+		      struct vd_err *err)
 {
 	if (!argv || !argv[0])
 		return vd_err_set(err, -EINVAL, "run: empty argv; expected a program and its arguments");
@@ -504,13 +564,11 @@ static int run_status(char *const argv[], int timeout_sec, int ok_max, struct vd
 		return pid;
 	}
 
-	struct run_output out;
 	char summary[RUN_HEAD_CHARS + RUN_TAIL_CHARS + 8];
 	int status = 0;
-	memset(&out, 0, sizeof(out));
-	int r = run_wait(pid, pipefd[0], timeout_sec, &out, &status);
+	int r = run_wait(pid, pipefd[0], timeout_sec, out, &status);
 	close(pipefd[0]);
-	output_summary(&out, summary, sizeof(summary));
+	output_summary(out, summary, sizeof(summary));
 
 	if (r == -ETIMEDOUT)
 		r = vd_err_set(err, r, "%s did not finish within %d s and was killed; output: %s",
@@ -526,18 +584,53 @@ static int run_status(char *const argv[], int timeout_sec, int ok_max, struct vd
 	return r;
 }
 
+/* run_status with a fresh output record (large: kept off small stacks). */
+static int run_with(char *const argv[], int timeout_sec, int ok_max, size_t capture_max,
+		    char **ret_out, size_t *ret_len, struct vd_err *err)
+{
+	struct run_output *out = calloc(1, sizeof(*out));
+	if (!out)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	out->all_max = capture_max;
+	int r = run_status(argv, timeout_sec, ok_max, out, err);
+	if (r == 0 && capture_max && out->all_overflow)
+		r = vd_err_set(err, -EFBIG, "%s: output larger than %zu bytes", argv[0], capture_max);
+	if (r == 0 && ret_out) {
+		*ret_out = out->all ? out->all : strdup("");
+		*ret_len = out->all_len;
+		out->all = NULL;
+		if (!*ret_out)
+			r = vd_err_set(err, -ENOMEM, "out of memory");
+	}
+	free(out->all);
+	free(out);
+	return r;
+}
+
 int vd_run(char *const argv[], int timeout_sec, struct vd_err *err)
 {
-	return run_status(argv, timeout_sec, 0, err);
+	return run_with(argv, timeout_sec, 0, 0, NULL, NULL, err);
+}
+
+int vd_run_capture(char *const argv[], int timeout_sec, size_t max_bytes, char **ret_out,
+		   size_t *ret_len, struct vd_err *err)
+{
+	return run_with(argv, timeout_sec, 0, max_bytes, ret_out, ret_len, err);
 }
 
 int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err)
 {
-	/* The image is a fresh sparse file, all zeroes: nothing to discard,
-	 * and no inode table for the kernel to zero later (which would also
-	 * fill the sparse file). */
+	return vd_mount_mkfs_ex(path, fstype, 1, err);
+}
+
+int vd_mount_mkfs_ex(const char *path, const char *fstype, int prezeroed, struct vd_err *err)
+{
+	/* A fresh sparse file is all zeroes: nothing to discard, and no inode
+	 * table for the kernel to zero later (which would also fill the
+	 * sparse file). Other storage gets its tables zeroed lazily. */
 	char *const ext4[] = { "mkfs.ext4", "-q", "-F", "-E",
-			       "nodiscard,assume_storage_prezeroed=1", (char *)path, NULL };
+			       prezeroed ? "nodiscard,assume_storage_prezeroed=1"
+			       : "nodiscard,lazy_itable_init=1", (char *)path, NULL };
 	/* Docker copies an image's files only into an empty volume: a new
 	 * volume must not show lost+found (fsck makes it again if needed). */
 	char *const ext4_empty[] = { "debugfs", "-w", "-R", "rmdir lost+found", (char *)path, NULL };
@@ -657,8 +750,68 @@ static int mkdir_target(const char *target, struct vd_err *err)
 	return 0;
 }
 
-int vd_mount_image(const char *image, const char *target, const char *fstype,
-		   struct vd_err *err)
+/* Reads the first bytes of fd: the file system found ("ext4", "xfs"), ""
+ * when they are all zero (a blank device), -EMEDIUMTYPE for other data. */
+static int probe_fd(int fd, const char *what, char *fstype, size_t len, struct vd_err *err)
+{
+	static const unsigned char ext_magic[2] = { 0x53, 0xef };   /* at 1080, little-endian */
+	unsigned char *buf = malloc(PROBE_BYTES);
+	if (!buf)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	ssize_t n = pread(fd, buf, PROBE_BYTES, 0);
+	int r = 0;
+	if (n < 0)
+		r = vd_err_set(err, -errno, "read %s: %s", what, strerror(errno));
+	else if (n >= 4 && memcmp(buf, "XFSB", 4) == 0)
+		snprintf(fstype, len, "xfs");
+	else if (n >= 1082 && memcmp(buf + 1080, ext_magic, 2) == 0)
+		snprintf(fstype, len, "ext4");
+	else if (n > 0 && (buf[0] || memcmp(buf, buf + 1, (size_t)n - 1) != 0))
+		r = vd_err_set(err, -EMEDIUMTYPE, "%s holds data that is neither ext4 nor xfs; "
+			       "it is not formatted over (wipe it first)", what);
+	else
+		fstype[0] = '\0';
+	free(buf);
+	return r;
+}
+
+int vd_mount_probe(const char *path, char *fstype, size_t len, struct vd_err *err)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "open %s: %s", path, strerror(errno));
+	int r = probe_fd(fd, path, fstype, len, err);
+	close(fd);
+	return r;
+}
+
+/* With the loop device held open (an autoclear device would go with the
+ * last close): formats it when blank, then mounts it. */
+static int mount_loop(int loop_fd, const char *dev, const char *image, const char *target,
+		      const struct vd_image_mount *m, struct vd_err *err)
+{
+	char found[16] = "";
+	const char *fstype = m->fstype;
+	if (m->format) {
+		int r = probe_fd(loop_fd, dev, found, sizeof(found), err);
+		if (r == 0 && !*found)
+			r = vd_mount_mkfs_ex(dev, m->fstype, m->prezeroed, err);
+		if (r < 0)
+			return r;
+		if (*found)
+			fstype = found;   /* the data is what it is */
+	}
+	/* A clone or snapshot of an xfs image has its source's UUID, which
+	 * xfs refuses to mount twice unless told not to check. */
+	const char *opts = fstype && strcmp(fstype, "xfs") == 0 ? "nouuid" : NULL;
+	if (mount(dev, target, fstype, 0, opts) < 0)
+		return vd_err_set(err, -errno, "mount %s (%s, image %s) on %s: %s", dev, fstype,
+				  image, target, strerror(errno));
+	return 0;
+}
+
+int vd_mount_image_ex(const char *image, const char *target, const struct vd_image_mount *m,
+		      struct vd_err *err)
 {
 	int r = vd_mount_is_mounted(target, err);
 	if (r != 0)
@@ -675,23 +828,23 @@ int vd_mount_image(const char *image, const char *target, const char *fstype,
 	int loop_fd = loop_find(image_fd, dev, sizeof(dev));
 	bool attached_here = loop_fd < 0;
 	if (attached_here)
-		loop_fd = loop_attach(image_fd, image, LO_FLAGS_AUTOCLEAR, dev, sizeof(dev), err);
+		loop_fd = loop_attach(image_fd, image, LO_FLAGS_AUTOCLEAR |
+				      (m->direct_io ? LO_FLAGS_DIRECT_IO : 0), dev, sizeof(dev), err);
 	close(image_fd);   /* the loop device holds its own reference */
 	if (loop_fd < 0)
 		return loop_fd;
-
-	/* A clone or snapshot of an xfs image has its source's UUID, which
-	 * xfs refuses to mount twice unless told not to check. */
-	const char *opts = fstype && strcmp(fstype, "xfs") == 0 ? "nouuid" : NULL;
-	r = 0;
-	if (mount(dev, target, fstype, 0, opts) < 0) {
-		r = vd_err_set(err, -errno, "mount %s (%s, image %s) on %s: %s", dev, fstype, image,
-			       target, strerror(errno));
-		if (attached_here)
-			ioctl(loop_fd, LOOP_CLR_FD);
-	}
+	r = mount_loop(loop_fd, dev, image, target, m, err);
+	if (r < 0 && attached_here)
+		ioctl(loop_fd, LOOP_CLR_FD);
 	close(loop_fd);   /* autoclear now frees the device with the last unmount */
 	return r;
+}
+
+int vd_mount_image(const char *image, const char *target, const char *fstype,
+		   struct vd_err *err)
+{
+	struct vd_image_mount m = { .fstype = fstype };
+	return vd_mount_image_ex(image, target, &m, err);
 }
 
 int vd_mount_unmount(const char *target, struct vd_err *err)
@@ -740,13 +893,20 @@ static int loop_keep(int loop_fd, const char *dev, struct vd_err *err)
 
 int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd_err *err)
 {
+	return vd_mount_loop_attach_ex(image, 0, ret_dev, len, err);
+}
+
+int vd_mount_loop_attach_ex(const char *image, int direct_io, char *ret_dev, size_t len,
+			    struct vd_err *err)
+{
 	char dev[32];
 	int r = 0, loop_fd = loop_of_image(image, dev, sizeof(dev), err);
 	if (loop_fd == -ENOENT) {
 		int image_fd = open(image, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
 		if (image_fd < 0)
 			return vd_err_set(err, -errno, "open image %s: %s", image, strerror(errno));
-		loop_fd = loop_attach(image_fd, image, 0, dev, sizeof(dev), err);
+		loop_fd = loop_attach(image_fd, image, direct_io ? LO_FLAGS_DIRECT_IO : 0, dev,
+				      sizeof(dev), err);
 		close(image_fd);
 	} else if (loop_fd >= 0) {
 		r = loop_keep(loop_fd, dev, err);
@@ -758,6 +918,17 @@ int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd
 		r = vd_err_set(err, -ENAMETOOLONG, "device path %s is longer than %zu bytes", dev,
 			       len - 1);
 	return r;
+}
+
+int vd_mount_loop_find(const char *image, char *ret_dev, size_t len, struct vd_err *err)
+{
+	char dev[32];
+	int loop_fd = loop_of_image(image, dev, sizeof(dev), err);
+	if (loop_fd < 0)
+		return loop_fd == -ENOENT ? 0 : loop_fd;
+	close(loop_fd);
+	snprintf(ret_dev, len, "%s", dev);
+	return 1;
 }
 
 int vd_mount_loop_detach(const char *image, struct vd_err *err)
@@ -852,6 +1023,6 @@ int vd_mount_grow_offline(const char *image, const char *fstype, struct vd_err *
 	if (loop_fd != -ENOENT)
 		return loop_fd;
 	/* resize2fs wants a freshly checked file system; 1 is "errors fixed". */
-	r = run_status(fsck, GROW_TIMEOUT_SEC, 1, err);
+	r = run_with(fsck, GROW_TIMEOUT_SEC, 1, 0, NULL, NULL, err);
 	return r < 0 ? r : vd_run(resize, GROW_TIMEOUT_SEC, err);
 }

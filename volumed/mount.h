@@ -28,11 +28,34 @@ int vd_mountinfo_parse(const char *text, size_t len, vd_mountinfo_fn fn, void *u
 /* 1 when path is a mount point in /proc/self/mountinfo, 0 when not. */
 int vd_mount_is_mounted(const char *path, struct vd_err *err);
 
+/* The type of the file system mounted on path (the top one), "" when
+ * nothing is, into buf. */
+int vd_mount_fstype(const char *path, char *buf, size_t len, struct vd_err *err);
+
 /* Creates a sparse file of size bytes (exclusive when it must not exist). */
 int vd_mount_make_sparse(const char *path, uint64_t size, struct vd_err *err);
 
 /* Runs mkfs.<fstype> on path (ext4 or xfs), quietly, with a timeout. */
 int vd_mount_mkfs(const char *path, const char *fstype, struct vd_err *err);
+
+/* mkfs with prezeroed = 0 for storage that may hold old data (its inode
+ * tables are then zeroed lazily by the kernel). */
+int vd_mount_mkfs_ex(const char *path, const char *fstype, int prezeroed, struct vd_err *err);
+
+/* The file system at the start of path (a device or image): "ext4" or
+ * "xfs" into fstype, "" when the first 64 KiB are all zero,
+ * -EMEDIUMTYPE for other data. */
+int vd_mount_probe(const char *path, char *fstype, size_t len, struct vd_err *err);
+
+struct vd_image_mount {
+	const char *fstype;     /* ext4 or xfs */
+	int direct_io;          /* loop device with direct I/O (no double caching) */
+	int format;             /* blank: mkfs first; another fs found: mount that */
+	int prezeroed;          /* with format: the blank storage reads as zeroes */
+};
+/* vd_mount_image with options. */
+int vd_mount_image_ex(const char *image, const char *target, const struct vd_image_mount *m,
+		      struct vd_err *err);
 
 /* Attaches image to a free loop device with autoclear (the device goes
  * away with the last unmount) and mounts it on target. Idempotent: target
@@ -50,6 +73,14 @@ int vd_mount_unmount(const char *target, struct vd_err *err);
  * ret_dev (len bytes). A device already backing the image is reused (and
  * loses autoclear). Idempotent. */
 int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd_err *err);
+
+/* The same, with direct I/O when direct_io is set (a new device only). */
+int vd_mount_loop_attach_ex(const char *image, int direct_io, char *ret_dev, size_t len,
+			    struct vd_err *err);
+
+/* 1 and "/dev/loopN" in ret_dev when a loop device backs image; 0 when
+ * none does (or there is no image). */
+int vd_mount_loop_find(const char *image, char *ret_dev, size_t len, struct vd_err *err);
 
 /* Detaches the loop device backing image (one still mounted goes with its
  * last unmount). None, or no image: 0. */
@@ -72,5 +103,10 @@ int vd_mount_grow_offline(const char *image, const char *fstype, struct vd_err *
  * /dev/null, stdout/stderr captured into err's message on failure, and a
  * timeout in seconds. Never a shell. */
 int vd_run(char *const argv[], int timeout_sec, struct vd_err *err);
+
+/* vd_run that also returns the whole output (stdout and stderr, malloc'd,
+ * NUL-terminated) on success; more than max_bytes is -EFBIG. */
+int vd_run_capture(char *const argv[], int timeout_sec, size_t max_bytes, char **ret_out,
+		   size_t *ret_len, struct vd_err *err);
 
 #endif

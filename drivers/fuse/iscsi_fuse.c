@@ -28,6 +28,10 @@
  *   --preempt HEX     with --pr-key: preempt this key first (fence another
  *                     node: its writes then fail with RESERVATION CONFLICT).
  *   --initiator IQN   initiator name (default iqn.2026-01.io.volumed:<host>).
+ *   --secret-fd FD    CHAP credentials, read from FD until EOF before anything
+ *                     else: "USER\nPASSWORD\n", then optionally
+ *                     "TARGET-USER\nTARGET-PASSWORD\n" for mutual CHAP. Never
+ *                     on the command line, never logged.
  *
  * Detaching, exit codes and signals are those of volumed-nfs-fuse: fork,
  * setsid, fork again, chdir("/"), stdin/stdout to /dev/null, stderr to the
@@ -68,7 +72,7 @@ struct args {
 	const char *mountpoint;
 	const char *log;
 	const char *initiator;
-	long timeout_ms, ready_fd;
+	long timeout_ms, ready_fd, secret_fd;
 	uint64_t pr_key, preempt_key;
 	int foreground;
 };
@@ -77,7 +81,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: volumed-iscsi-fuse --url iscsi://HOST[:PORT]/IQN/LUN --mountpoint DIR "
 		   "[--timeout-ms N] [--ready-fd FD] [--log FILE] [--foreground] [--pr-key HEX] "
-		   "[--preempt HEX] [--initiator IQN]\n");
+		   "[--preempt HEX] [--initiator IQN] [--secret-fd FD]\n");
 }
 
 /* A non-zero 64-bit key in hex, "0x" optional. */
@@ -98,7 +102,7 @@ static uint64_t key_arg(const char *name, const char *s)
 static void parse_args(int argc, char **argv, struct args *a)
 {
 	enum { O_URL = 1, O_MNT, O_TIMEOUT, O_READY, O_LOG, O_FG, O_PRKEY, O_PREEMPT, O_INIT,
-	       O_HELP };
+	       O_SECRET, O_HELP };
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "mountpoint", required_argument, NULL, O_MNT },
@@ -109,10 +113,11 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "pr-key", required_argument, NULL, O_PRKEY },
 		{ "preempt", required_argument, NULL, O_PREEMPT },
 		{ "initiator", required_argument, NULL, O_INIT },
+		{ "secret-fd", required_argument, NULL, O_SECRET },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	*a = (struct args){ .timeout_ms = 10000, .ready_fd = -1 };
+	*a = (struct args){ .timeout_ms = 10000, .ready_fd = -1, .secret_fd = -1 };
 	helper_ready_scan(argc, argv);
 	opterr = 0;
 	int c;
@@ -127,6 +132,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case O_PRKEY: a->pr_key = key_arg("--pr-key", optarg); break;
 		case O_PREEMPT: a->preempt_key = key_arg("--preempt", optarg); break;
 		case O_INIT: a->initiator = optarg; break;
+		case O_SECRET: a->secret_fd = helper_num_arg("--secret-fd", optarg, 3, 1 << 20); break;
 		case O_HELP: usage(stdout); exit(0);
 		default:
 			usage(stderr);
@@ -151,6 +157,39 @@ static void parse_args(int argc, char **argv, struct args *a)
 		helper_die_usage("--preempt: the key is our own --pr-key");
 }
 
+/* CHAP credentials from the secret fd: up to four lines, read to EOF. */
+struct secrets {
+	char buf[1100];
+	char *line[4];
+};
+
+static void secrets_read(int fd, struct secrets *sec)
+{
+	size_t n = 0;
+	ssize_t got;
+	while (n < sizeof(sec->buf) - 1 && (got = read(fd, sec->buf + n, sizeof(sec->buf) - 1 - n)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			helper_die_usage("--secret-fd %d: %s", fd, strerror(errno));
+		n += (size_t)got;
+	}
+	close(fd);
+	sec->buf[n] = '\0';
+	char *p = sec->buf;
+	for (int i = 0; i < 4 && *p; i++) {
+		char *nl = strchr(p, '\n');
+		if (!nl)
+			helper_die_usage("--secret-fd: every line must end with a newline");
+		*nl = '\0';
+		sec->line[i] = p;
+		p = nl + 1;
+	}
+	if (*p || !sec->line[1] || (sec->line[2] && !sec->line[3]))
+		helper_die_usage("--secret-fd: expected USER and PASSWORD lines, then optionally "
+				 "TARGET-USER and TARGET-PASSWORD");
+}
+
 int main(int argc, char **argv)
 {
 	struct args a;
@@ -159,6 +198,9 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &a);
 
 	struct vd_err err = VD_ERR_INIT;
+	struct secrets sec = { 0 };
+	if (a.secret_fd >= 0)
+		secrets_read((int)a.secret_fd, &sec);
 	char initiator[300];
 	if (a.initiator) {
 		snprintf(initiator, sizeof(initiator), "%s", a.initiator);
@@ -178,9 +220,13 @@ int main(int argc, char **argv)
 
 	struct iscsifs_config cfg = { .url = a.url, .initiator = initiator,
 				      .timeout_ms = (int)a.timeout_ms, .pr_key = a.pr_key,
-				      .preempt_key = a.preempt_key };
+				      .preempt_key = a.preempt_key, .chap_user = sec.line[0],
+				      .chap_password = sec.line[1], .chap_target_user = sec.line[2],
+				      .chap_target_password = sec.line[3] };
 	struct iscsifs *fs = NULL;
-	if (iscsifs_new(&cfg, &fs, &err) < 0) {
+	int started = iscsifs_new(&cfg, &fs, &err);
+	explicit_bzero(&sec, sizeof(sec));   /* iscsifs keeps its own copy */
+	if (started < 0) {
 		vd_log(VD_LOG_ERROR, "event=start-failed err=\"%s\"", vd_err_msg(&err));
 		helper_ready("error: %s", vd_err_msg(&err));
 		return 1;

@@ -43,6 +43,7 @@ struct iscsifs {
 	char portal[300];
 	char target[300];
 	char initiator[256];
+	char *chap_user, *chap_password, *chap_target_user, *chap_target_password;
 	int lun;
 	int timeout_ms;
 	uint64_t pr_key, preempt_key;
@@ -404,6 +405,11 @@ static int session_open_1(struct iscsifs *fs, double deadline, struct vd_err *er
 	iscsi_set_session_type(fs->iscsi, ISCSI_SESSION_NORMAL);
 	iscsi_set_header_digest(fs->iscsi, ISCSI_HEADER_DIGEST_NONE_CRC32C);
 	iscsi_set_noautoreconnect(fs->iscsi, 1);
+	if (fs->chap_user)
+		iscsi_set_initiator_username_pwd(fs->iscsi, fs->chap_user, fs->chap_password);
+	if (fs->chap_target_user)
+		iscsi_set_target_username_pwd(fs->iscsi, fs->chap_target_user,
+					      fs->chap_target_password);
 	fs->login.done = 0;
 	fs->login.status = SCSI_STATUS_ERROR;
 	if (iscsi_full_connect_async(fs->iscsi, fs->portal, fs->lun, login_cb, &fs->login) != 0) {
@@ -851,6 +857,18 @@ int iscsifs_new(const struct iscsifs_config *cfg, struct iscsifs **ret, struct v
 	fs->pr_key = cfg->pr_key;
 	fs->preempt_key = cfg->preempt_key;
 	fs->mtime = time(NULL);
+	if ((cfg->chap_user && (!(fs->chap_user = strdup(cfg->chap_user)) ||
+				!(fs->chap_password = strdup(cfg->chap_password ? cfg->chap_password : "")))) ||
+	    (cfg->chap_target_user &&
+	     (!(fs->chap_target_user = strdup(cfg->chap_target_user)) ||
+	      !(fs->chap_target_password = strdup(cfg->chap_target_password ?
+						    cfg->chap_target_password : ""))))) {
+		free(fs->chap_user);
+		free(fs->chap_password);
+		free(fs->chap_target_user);
+		free(fs);
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&fs->lock, NULL);
 
 	struct iscsi_context *tmp = iscsi_create_context(fs->initiator);
@@ -909,6 +927,13 @@ void iscsifs_release(struct iscsifs *fs)
 	pthread_mutex_unlock(&fs->lock);
 }
 
+static void secret_free(char *s)
+{
+	if (s)
+		explicit_bzero(s, strlen(s));
+	free(s);
+}
+
 void iscsifs_free(struct iscsifs *fs)
 {
 	if (!fs)
@@ -919,6 +944,10 @@ void iscsifs_free(struct iscsifs *fs)
 	}
 	pthread_mutex_destroy(&fs->lock);
 	free(fs->bounce);
+	secret_free(fs->chap_password);
+	secret_free(fs->chap_target_password);
+	free(fs->chap_user);
+	free(fs->chap_target_user);
 	free(fs);
 }
 

@@ -39,6 +39,10 @@ struct iscsifs_config {
 	int timeout_ms;           /* bound on one request, >= 1000 */
 	uint64_t pr_key;          /* 0: no persistent reservation */
 	uint64_t preempt_key;     /* != 0 (needs pr_key): preempt this key at start */
+	const char *chap_user;    /* CHAP: NULL for none; copied */
+	const char *chap_password;
+	const char *chap_target_user;      /* mutual CHAP: NULL for none */
+	const char *chap_target_password;
 };
 
 struct iscsifs;

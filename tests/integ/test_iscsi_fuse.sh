@@ -227,6 +227,36 @@ assert_eq node-b "$(head -c 6 "$LUNF")" "node B's write on the LUN"
 helper_stop "$MA" "$APID"
 helper_stop "$MB" "$BPID"
 
+scenario "connection cut, tgtd keeps its state: re-register, preempt our own stale key, go on"
+helper_start "$MP" --pr-key 0xc1
+[[ -n $HPID ]] || fail "ready line: '$READY'"
+CPID=$HPID
+dd if=/dev/zero of="$MP/disk" bs=1M count=1 conv=fsync,notrunc status=none || fail "first write"
+# ss -K destroys the helper's TCP connection: tgtd keeps the old I_T
+# nexus's registration and reservation, which the new session must take over.
+ss -K -tn "dport = :$ISCSI_PORT" >/dev/null 2>&1 || skip "ss -K (socket destroy) is not available"
+wait_until 10 dd if=/dev/urandom of="$MP/disk" bs=1M count=2 conv=fsync,notrunc status=none ||
+	fail "no write works after the connection was cut"
+grep -q 'event=pr-reservation-kept key=0xc1' <(tail -n 20 "$HLOG") ||
+	fail "the stale registration of our own key was not preempted: $(tail -n 5 "$HLOG")"
+# Still ours: another key cannot reserve.
+helper_start "$T/other" --pr-key 0xc2
+assert_match "$READY" '^error: reserved by key 0xc1' "another key after our reconnect"
+helper_stop "$MP" "$CPID"
+
+scenario "CHAP: credentials through --secret-fd only; a wrong password is refused"
+iscsi_tgtadm --lld iscsi --op new --mode account --user vdchap --password s3cret-chap-pw || fail "tgtadm account"
+iscsi_tgtadm --lld iscsi --op bind --mode account --tid 1 --user vdchap || fail "tgtadm bind account"
+helper_start "$MP" 4< <(printf 'vdchap\nwrong-password\n') --secret-fd 4
+assert_match "$READY" '^error: ' "a wrong CHAP password"
+helper_start "$MP" 4< <(printf 'vdchap\ns3cret-chap-pw\n') --secret-fd 4
+[[ -n $HPID ]] || fail "the right CHAP password: '$READY'"
+dd if=/dev/zero of="$MP/disk" bs=1M count=1 conv=fsync,notrunc status=none || fail "write with CHAP"
+tr '\0' ' ' <"/proc/$HPID/cmdline" | grep -q s3cret && fail "the password is on the helper's command line"
+grep -q s3cret "$HLOG" && fail "the password is in the log"
+helper_stop "$MP" "$HPID"
+iscsi_tgtadm --lld iscsi --op unbind --mode account --tid 1 --user vdchap || fail "tgtadm unbind account"
+
 scenario "SIGTERM: the helper unmounts and exits"
 helper_start "$MP"
 [[ -n $HPID ]] || fail "ready line: '$READY'"

@@ -222,7 +222,8 @@ struct vd_test_driver *vd_test_driver_new(const char *name, const char *prefix,
 	struct vd_test_driver *t = calloc(1, sizeof(*t));
 	struct vd_err err = VD_ERR_INIT;
 	json_t *settings = settings_json ? json_loads(settings_json, 0, NULL) : NULL;
-	struct vd_driver_env env = { t ? t->dir : NULL, settings };
+	struct vd_driver_env env = { .state_dir = t ? t->dir : NULL, .node_id = "test-node",
+				     .settings = settings };
 	int r = t && vd_test_mkdtemp(t->dir, sizeof(t->dir), prefix) == 0 ? 0 : -1;
 	if (r == 0 && !(t->ops = vd_driver_find(name)))
 		r = vd_err_set(&err, -ENOENT, "no driver %s", name);

@@ -104,7 +104,7 @@ static void expect_init_error(const char *settings_json, const char *want)
 	char dir[64];
 	assert_int_equal(vd_test_mkdtemp(dir, sizeof(dir), "vd-local"), 0);
 	json_t *settings = json_loads(settings_json, 0, NULL);
-	struct vd_driver_env env = { dir, settings };
+	struct vd_driver_env env = { .state_dir = dir, .settings = settings };
 	struct vd_err err = VD_ERR_INIT;
 	void *priv = NULL;
 	assert_int_equal(vd_driver_find("local")->init(&env, &priv, &err), -EINVAL);

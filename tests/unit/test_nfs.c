@@ -453,7 +453,7 @@ static void test_registry(void **state)
 	/* Bad settings fail init with the key path. */
 	json_t *settings = json_loads("{\"backends\": {\"m\": {\"url\": \"nfs://h/e\", "
 				      "\"mode\": \"x\"}}}", 0, NULL);
-	struct vd_driver_env env = { "/tmp", settings };
+	struct vd_driver_env env = { .state_dir = "/tmp", .settings = settings };
 	void *priv = NULL;
 	assert_int_equal(ops->init(&env, &priv, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "drivers.nfs.backends.m.mode: 'x' is not one of auto, "

@@ -1,0 +1,50 @@
+/* helper_proc.h — starting, adopting and stopping the detached FUSE
+ * helpers (volumed-nfs-fuse, volumed-iscsi-fuse) that serve a node's
+ * mounts, seen from volumed.
+ *
+ * A helper runs in its own session and outlives volumed; its pid is kept
+ * in <dir>/helper.pid and, when that is stale, found again in /proc by its
+ * name ("volumed-...") and its --mountpoint argument. Its log is
+ * <dir>/helper.log.
+ *
+ * Threads: no shared state; the caller serialises calls for one mount. */
+#ifndef VD_HELPER_PROC_H
+#define VD_HELPER_PROC_H
+
+#include <sys/types.h>
+
+#include "../volumed/err.h"
+
+struct vd_helper_run {
+	const char *program;     /* absolute path of the helper */
+	const char *what;        /* prefix of error messages: "nfs backend main" */
+	const char *dir;         /* holds helper.log and helper.pid */
+	const char *mnt;         /* the FUSE mount point (exists) */
+	int timeout_ms;          /* the helper's own bound; start-up gets 5 s more */
+	char *const *args;       /* program arguments before the common ones; NULL-terminated */
+	const char *secret;      /* written on the helper's fd 4 (then closed), or NULL */
+};
+
+/* Starts the helper with args + --mountpoint MNT --timeout-ms N
+ * --ready-fd 3 --log DIR/helper.log, waits for its "ok PID" and for the
+ * mount, records the pid. "error: ..." or no answer: the helper is killed,
+ * the mount cleared, and the error says why (with its log's last line). */
+int vd_helper_start(const struct vd_helper_run *run, struct vd_err *err);
+
+/* Waits a little for the helper serving mnt to exit (it does once
+ * unmounted), then SIGTERM, then SIGKILL; removes the pid file. */
+void vd_helper_stop(const char *dir, const char *mnt);
+
+/* The pid of the helper serving mnt (pid file, else /proc), 0 when none. */
+pid_t vd_helper_pid(const char *dir, const char *mnt);
+
+/* 1 mounted and answering, 0 not mounted, 2 mounted but dead (a FUSE
+ * mount whose helper is gone: ENOTCONN). A kernel NFS mount is never
+ * probed (stat on a hard mount to a server that is down would hang). */
+int vd_helper_mount_state(const char *mnt, struct vd_err *err);
+
+/* The helper named name beside volumed's own executable (malloc'd), or
+ * /usr/libexec/volumed/<name>. NULL when out of memory. */
+char *vd_helper_default_path(const char *name);
+
+#endif
