@@ -270,6 +270,19 @@ static struct scsi_task *mk_prin_res(struct iscsifs *fs, void *arg, struct cmd *
 						SCSI_PERSISTENT_RESERVE_READ_RESERVATION, 256, cmd_cb, c);
 }
 
+/* A UNIT ATTENTION saying another node preempted our reservation or
+ * registration (2A/03, 2A/05): from now on this node is fenced. */
+static int preempted_us(struct iscsifs *fs, int asc_ascq)
+{
+	if (!fs->pr_key || (asc_ascq != 0x2a03 && asc_ascq != 0x2a05))
+		return 0;
+	if (!fs->fenced)
+		vd_log(VD_LOG_ERROR, "event=fenced reason=\"reservation preempted (sense 2A/%02X)\"",
+		       asc_ascq & 0xff);
+	fs->fenced = 1;
+	return 1;
+}
+
 /* Runs one command on the live session, retrying UNIT ATTENTION. Returns
  * 0, -ENOTCONN/-ETIMEDOUT (session gone), -EACCES (reservation conflict)
  * or -EIO. With ret_task, a good task is handed over (caller frees). */
@@ -294,7 +307,10 @@ static int scsi_do(struct iscsifs *fs, make_fn make, void *arg, double deadline,
 		char why[200];
 		snprintf(why, sizeof(why), "%s", fs->iscsi ? iscsi_get_error(fs->iscsi) : "");
 		sanitize(why);
+		int ua_asc = c.task ? (int)c.task->sense.ascq : 0;
 		cmd_free(&c);
+		if (o == UNIT_ATTENTION && preempted_us(fs, ua_asc))
+			return -EACCES;   /* fenced: never written again, even if the LUN is free */
 		if (o == UNIT_ATTENTION && ua < UA_RETRIES)
 			continue;
 		if (o == CONFLICT)
@@ -449,7 +465,9 @@ static int session_open_1(struct iscsifs *fs, double deadline, struct vd_err *er
 		vd_log(VD_LOG_WARN, "event=capacity-changed blocks=%" PRIu64 " block_size=%u",
 		       blocks, bs);
 	}
-	if (fs->pr_key) {
+	if (fs->pr_key && fs->fenced) {
+		/* Fenced stays fenced: a free LUN is not ours to take again. */
+	} else if (fs->pr_key) {
 		uint64_t other = 0;
 		rc = pr_claim(fs, deadline, &other);
 		if (rc == -EBUSY) {
