@@ -320,13 +320,12 @@ static void loop_wait_gone(const char *disk)
 static int lun_detach(const struct node_paths *np, struct vd_err *err)
 {
 	loop_wait_gone(np->disk);
-	if (umount2(np->lun, 0) < 0 && errno != EINVAL && errno != ENOENT) {
-		if (errno != EBUSY && umount2(np->lun, MNT_DETACH) < 0 && errno != EINVAL)
-			return vd_err_set(err, -errno, "unmount %s: %s", np->lun, strerror(errno));
-		if (errno == EBUSY)
-			return vd_err_set(err, -EBUSY, "%s is still in use (a loop device or a "
-					  "process holds it)", np->disk);
-	}
+	/* Nothing of ours uses the LUN any more (the file system and the loop
+	 * device are gone); a lingering reference only delays the helper's
+	 * exit, so a busy or dead FUSE mount is detached lazily. */
+	if (umount2(np->lun, 0) < 0 && errno != EINVAL && errno != ENOENT &&
+	    umount2(np->lun, MNT_DETACH) < 0 && errno != EINVAL)
+		return vd_err_set(err, -errno, "unmount %s: %s", np->lun, strerror(errno));
 	vd_helper_stop(np->dir, np->lun);
 	return 0;
 }
