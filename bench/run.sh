@@ -13,13 +13,21 @@
 #       sequential 1 MiB writes + fsync and 1 MiB reads of BENCH_NFS_MIB MiB,
 #       and 4 KiB files created + written + fsync'd, through an nfs volume's
 #       mount (the FUSE helper) vs libnfs directly vs the local disk.
+#   (f) the iSCSI data path against a private tgtd: sequential 1 MiB writes +
+#       fsync and cold 1 MiB reads of BENCH_ISCSI_MIB MiB, and 4 KiB random
+#       O_DIRECT writes + fdatasync (bench/blockio.c), through an iscsi volume
+#       (ext4 on a loop device over volumed-iscsi-fuse) vs raw libiscsi on a
+#       LUN (bench/iscsi_bench.c) vs ext4 on a loop device over a local file.
 #
 #   BUILD=build bench/run.sh [--out FILE]
 #   BENCH_N (default 30), BENCH_VOLUMES (default 10000), BENCH_GETS (2000),
 #   BENCH_LISTS (20, also CSI ListVolumes), BENCH_CSI_N (CSI creates and
 #   publishes, default 500), BENCH_CSI_LIFECYCLES (200), BENCH_LOG_LEVEL (info),
 #   BENCH_NFS (1; 0 skips (e)), BENCH_NFS_MIB (512), BENCH_NFS_FILES (500),
-#   BENCH_NFS_REPS (3: the median of 3 runs of each NFS figure).
+#   BENCH_NFS_REPS (3: the median of 3 runs of each NFS figure),
+#   BENCH_ISCSI (1; 0 skips (f)), BENCH_ISCSI_MIB (512), BENCH_ISCSI_OPS (4 KiB
+#   random writes per run, 2000), BENCH_ISCSI_REPS (3), BENCH_ISCSI_QD (8: raw
+#   libiscsi's extra sequential rows with 8 commands in flight; 1 omits them).
 # Prints a table; writes nothing into the tree unless --out FILE is given.
 set -u
 
@@ -28,7 +36,7 @@ while (($#)); do
 	case $1 in
 	--out) out_file=${2:?--out needs a file}; shift 2 ;;
 	--out=*) out_file=${1#--out=}; shift ;;
-	-h | --help) sed -n '2,24p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,31p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (allowed: --out FILE)" >&2; exit 2 ;;
 	esac
 done
@@ -45,6 +53,12 @@ NFS_BENCH=${BENCH_NFS:-1}
 NFS_MIB=${BENCH_NFS_MIB:-512}
 NFS_FILES=${BENCH_NFS_FILES:-500}
 NFS_REPS=${BENCH_NFS_REPS:-3}
+ISCSI_BENCH=${BENCH_ISCSI:-1}
+ISCSI_MIB=${BENCH_ISCSI_MIB:-512}
+ISCSI_OPS=${BENCH_ISCSI_OPS:-2000}
+ISCSI_REPS=${BENCH_ISCSI_REPS:-3}
+ISCSI_QD=${BENCH_ISCSI_QD:-8}
+ISCSI_SPAN=64   # MiB: the file (or LUN region) the 4 KiB random writes land in
 
 source "$(dirname "$0")/../tests/integ/lib.sh"
 
@@ -253,6 +267,187 @@ nfs_section
 [[ -z $e_skip ]] || log "NFS section skipped: $e_skip"
 nfs_cleanup
 
+# ---- (f) iSCSI. Not fatal, like (e): without tgt, libiscsi, FUSE, the
+# iSCSI helper or volumed's iscsi driver the section is reported as skipped
+# (f_skip says why) and the table still prints.
+f_skip=""
+f_vol_d=""
+F_VOL=""   # set once the benchmark volume exists (removed on a failure)
+# iscsi_step FIG CMD... and iscsi_pick FIG KEY: nfs_step and nfs_pick for
+# (f), with $T/f.FIG and f_skip.
+iscsi_step() {
+	local fig=$1 out
+	shift
+	[[ -z $f_skip ]] || return 1
+	if ! out=$("$@" 2>&1); then
+		f_skip="$* failed: $(tail -n 3 <<<"$out" | tr '\n' ' ')"
+		log "iSCSI: $f_skip"
+		return 1
+	fi
+	[[ $fig == _ ]] && { F_OUT=$out; return 0; }
+	echo "$out" >>"$T/f.$fig"
+	log "$fig: $out"
+}
+
+iscsi_pick() {
+	[[ -s $T/f.$1 ]] || return 0
+	local n
+	n=$(wc -l <"$T/f.$1")
+	while read -r line; do
+		echo "$(field "$2" "$line") $line"
+	done <"$T/f.$1" | sort -n | sed -n "$(((n + 1) / 2))p" | cut -d' ' -f2-
+}
+
+# zero_fill FILE: FILE written full of zeros (in place, never longer,
+# fsync'd, then dropped from the page cache), so the benchmark overwrites
+# allocated blocks of the host's file system in every run: a sparse file's
+# first writes also allocate, which made the first of the runs an outlier.
+zero_fill() {
+	local size
+	size=$(stat -c %s "$1") || { f_skip="no $1"; return 1; }
+	dd if=/dev/zero of="$1" bs=1M count="$((size / 1048576))" conv=notrunc,fsync status=none \
+		2>"$T/dd.err" &&
+		"$T/blockio" drop "$1" || { f_skip="zero-filling $1 failed: $(tail -n 1 "$T/dd.err")"; return 1; }
+}
+
+iscsi_section() {
+	if [[ $ISCSI_BENCH == 0 ]]; then f_skip="BENCH_ISCSI=0"; return; fi
+	command -v tgtd >/dev/null && command -v tgtadm >/dev/null ||
+		{ f_skip="tgt not installed (tgtd, tgtadm)"; return; }
+	pkg-config --exists libiscsi || { f_skip="libiscsi not installed (libiscsi-dev)"; return; }
+	local helper
+	helper=$(dirname "$VOLUMED_BIN")/volumed-iscsi-fuse
+	[[ -x $helper ]] || { f_skip="no $helper (make all)"; return; }
+	[[ -c /dev/fuse ]] && command -v fusermount3 >/dev/null ||
+		{ f_skip="no FUSE (/dev/fuse, fusermount3)"; return; }
+	command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null ||
+		{ f_skip="losetup or mkfs.ext4 not installed"; return; }
+	cc -std=c11 -O2 -Wall -Wextra -Werror -o "$T/blockio" "$VD_ROOT/bench/blockio.c" \
+		>"$T/blockio.cc.log" 2>&1 ||
+		{ f_skip="cannot compile bench/blockio.c: $(tail -n 3 "$T/blockio.cc.log")"; return; }
+	cc -std=c11 -O2 -Wall -Wextra -Werror -o "$T/iscsi_bench" "$VD_ROOT/bench/iscsi_bench.c" \
+		$(pkg-config --cflags --libs libiscsi) >"$T/iscsi_bench.cc.log" 2>&1 ||
+		{ f_skip="cannot compile bench/iscsi_bench.c: $(tail -n 3 "$T/iscsi_bench.cc.log")"; return; }
+	local bio=$T/blockio ib=$T/iscsi_bench
+	# The volume: MIB for the sequential file, ISCSI_SPAN for the random
+	# one, the rest for ext4's own (journal, inode tables).
+	local size_mib=$((ISCSI_MIB + ISCSI_SPAN + 448))
+	iscsi_target_start
+	# Raw libiscsi: a target of its own (tid 1; volumed's is tid 50) on a
+	# file beside volumed's state, so it does not disturb the volume.
+	local raw_iqn=iqn.2026-01.io.volumed:bench-raw-$VD_ID raw_img=$T/iscsi-raw.img
+	truncate -s "$((ISCSI_MIB > ISCSI_SPAN ? ISCSI_MIB : ISCSI_SPAN))M" "$raw_img"
+	zero_fill "$raw_img" || return
+	iscsi_target_add "$raw_iqn" "$raw_img" 1
+	local raw=iscsi://$ISCSI_PORTAL/$raw_iqn/1
+	# The local baseline: what the volume is minus FUSE, libiscsi and tgtd.
+	# ext4 on a loop device with direct I/O over a file on the same disk,
+	# of the volume's size, formatted as volumed formats a tgt volume.
+	local loc_img=$T/iscsi-local.img loc=$T/iscsi-local dev out
+	truncate -s "${size_mib}M" "$loc_img"
+	zero_fill "$loc_img" || return
+	mkdir -p "$loc"
+	dev=$(losetup --direct-io=on -f --show "$loc_img" 2>"$T/losetup.err") ||
+		{ f_skip="losetup: $(tail -n 1 "$T/losetup.err")"; return; }
+	out=$(mkfs.ext4 -q -F -E nodiscard,assume_storage_prezeroed=1 "$dev" 2>&1 && mount "$dev" "$loc" 2>&1) ||
+		{ f_skip="ext4 on $dev: $out"; return; }
+	cat >"$T/volumed-iscsi.json" <<-EOF2
+		{"drivers": {"iscsi": {"backends": {"pool": {"provisioner": "tgt",
+		 "portal": "$ISCSI_PORTAL", "control_port": $ISCSI_CTL, "tid": 50}}}}}
+	EOF2
+	# volumed again, with the iscsi backend (as (e) does with nfs).
+	volumed_stop
+	"$VOLUMED_BIN" --config "$T/volumed-iscsi.json" --state-dir "$VD_STATE" --api-socket "$VD_API" \
+		--docker-socket "$VD_SOCK" --csi-endpoint "$VD_CSI_ENDPOINT" --node-id "$VD_NODE" \
+		--log-level "$VD_LOG_LEVEL" >>"$VD_LOG" 2>&1 &
+	VD_PID=$!
+	record "pid $VD_PID"
+	local deadline=$((SECONDS + 60))
+	until "$VOLCTL_BIN" --api-socket "$VD_API" --json status >/dev/null 2>&1; do
+		if ! vd_alive || ((SECONDS >= deadline)); then
+			volumed_stop
+			f_skip="volumed does not start with an iscsi backend: $(grep -v "^###" "$VD_LOG" | tail -n 1)"
+			return
+		fi
+		sleep 0.05
+	done
+	iscsi_step _ volctl create ib -o driver=iscsi -o "size=${size_mib}Mi" || return
+	F_VOL=1
+	# The volume's LUN on the target side: zero-filled like the others
+	# (before any initiator logs in; a tgt LUN reads as zeros anyway), and
+	# dropped from the page cache before each cold read.
+	local lun_img
+	lun_img=$(ls "$VD_STATE"/iscsi-pool/pool/lun-*.img 2>/dev/null)
+	[[ -f $lun_img ]] || { f_skip="no single LUN image in $VD_STATE/iscsi-pool/pool: $lun_img"; return; }
+	zero_fill "$lun_img" || return
+	iscsi_step _ volctl mount ib --id bench || return
+	local mp=${F_OUT##*$'\n'}
+	# The helper's file under the loop device (the driver's layout:
+	# <name>/lun/disk beside <name>/mnt), read directly for one more row.
+	local disk
+	disk=$(dirname "$mp")/lun/disk
+	[[ -f $disk ]] || disk=""
+	local rep
+	# The paths interleaved, ISCSI_REPS times; the median of each figure.
+	for ((rep = 1; rep <= ISCSI_REPS; rep++)); do
+		# Sequential: write + fsync (blockio then drops the file's pages),
+		# drop the target's backing file too, read (cold on both sides).
+		iscsi_step vol_w "$bio" seq-write "$mp/seq" "$ISCSI_MIB" || return
+		"$bio" drop "$lun_img"
+		iscsi_step vol_r "$bio" seq-read "$mp/seq" || return
+		# The same bytes read from the helper's disk file at the file's
+		# extents, O_DIRECT 1 MiB: FUSE + helper, without ext4 and the loop.
+		if [[ -n $disk ]]; then
+			"$bio" drop "$lun_img"
+			iscsi_step vol_d "$bio" disk-read "$mp/seq" "$disk" || return
+		fi
+		iscsi_step raw_w "$ib" seq-write "$raw" "$ISCSI_MIB" 1 || return
+		"$bio" drop "$raw_img"
+		iscsi_step raw_r "$ib" seq-read "$raw" "$ISCSI_MIB" 1 || return
+		if ((ISCSI_QD > 1)); then
+			iscsi_step rawq_w "$ib" seq-write "$raw" "$ISCSI_MIB" "$ISCSI_QD" || return
+			"$bio" drop "$raw_img"
+			iscsi_step rawq_r "$ib" seq-read "$raw" "$ISCSI_MIB" "$ISCSI_QD" || return
+		fi
+		iscsi_step loc_w "$bio" seq-write "$loc/seq" "$ISCSI_MIB" || return
+		"$bio" drop "$loc_img"
+		iscsi_step loc_r "$bio" seq-read "$loc/seq" || return
+		rm -f "$mp/seq" "$loc/seq" || { f_skip="removing the sequential files failed"; return; }
+		# 4 KiB random writes, each made durable (the file, or the LUN's
+		# first ISCSI_SPAN MiB, written once first, untimed).
+		iscsi_step vol_x "$bio" randw "$mp/rand" "$ISCSI_SPAN" "$ISCSI_OPS" "$rep" || return
+		iscsi_step raw_x "$ib" randw "$raw" "$ISCSI_SPAN" "$ISCSI_OPS" "$rep" || return
+		iscsi_step loc_x "$bio" randw "$loc/rand" "$ISCSI_SPAN" "$ISCSI_OPS" "$rep" || return
+	done
+	rm -f "$mp/rand"
+	umount "$loc" && losetup -d "$dev" || { f_skip="cannot unmount $loc ($dev)"; return; }
+	rm -f "$loc_img" "$raw_img"
+	iscsi_step _ volctl unmount ib --id bench || return
+	iscsi_step _ volctl rm ib || return
+	F_VOL=""
+	local p
+	for p in vol raw rawq loc; do
+		printf -v "f_${p}_w" '%s' "$(iscsi_pick "${p}_w" mib_s)"
+		printf -v "f_${p}_r" '%s' "$(iscsi_pick "${p}_r" mib_s)"
+		printf -v "f_${p}_x" '%s' "$(iscsi_pick "${p}_x" iops)"
+	done
+	f_vol_d=$(iscsi_pick vol_d mib_s)
+}
+
+scenario "(f) iSCSI data path: iscsi volume (FUSE) vs libiscsi vs loop device, $ISCSI_MIB MiB, $ISCSI_OPS random writes, x$ISCSI_REPS"
+iscsi_section
+if [[ -n $f_skip ]]; then
+	log "iSCSI section skipped: $f_skip"
+	# A volume left behind by a failed step: unmounted and removed while
+	# volumed still serves it (best effort; cleanup unmounts the rest).
+	if [[ -n $F_VOL ]] && vd_alive; then
+		volctl unmount ib --id bench >/dev/null 2>&1
+		volctl rm ib >/dev/null 2>&1
+	fi
+fi
+# tgtd, the local loop device, anything a failed step left mounted.
+[[ -z $ISCSI_PORT ]] || iscsi_cleanup
+
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 us() { awk -v u="$1" 'BEGIN { printf "%.0f us", u }'; }
 ms_of() { awk -v m="$1" 'BEGIN { printf "%.1f ms", m }'; }
@@ -320,9 +515,52 @@ nfs_table() {
 		"$(field p99_us "$e_nfs_s")" "$(field p99_us "$e_loc_s")" "-" "-"
 }
 
+iscsi_table() {
+	local fmt='%-46s %-11s %-11s %-11s %-12s %s\n'
+	echo
+	if [[ -n $f_skip ]]; then
+		echo "iSCSI data path: skipped ($f_skip)"
+		return 0
+	fi
+	echo "iSCSI data path: tgt $(tgtadm --version 2>/dev/null) (tgtd on loopback, LUNs on files)," \
+		"libiscsi $(pkg-config --modversion libiscsi)"
+	echo "(median of $ISCSI_REPS runs each, the paths interleaved; volume: ext4, loop device (direct I/O),"
+	echo " volumed-iscsi-fuse; libiscsi: 1 command in flight; loop local: ext4, loop device (direct I/O),"
+	echo " a file on the local disk)"
+	printf "$fmt" "figure" "volume" "libiscsi" "loop local" "vol/libiscsi" "vol/local"
+	local vw rw lw vr rr lr vx rx lx
+	vw=$(field mib_s "$f_vol_w") rw=$(field mib_s "$f_raw_w") lw=$(field mib_s "$f_loc_w")
+	vr=$(field mib_s "$f_vol_r") rr=$(field mib_s "$f_raw_r") lr=$(field mib_s "$f_loc_r")
+	vx=$(field iops "$f_vol_x") rx=$(field iops "$f_raw_x") lx=$(field iops "$f_loc_x")
+	printf "$fmt" "seq write $ISCSI_MIB MiB, 1 MiB + fsync (MiB/s)" "$vw" "$rw" "$lw" \
+		"$(ratio "$vw" "$rw")" "$(ratio "$vw" "$lw")"
+	printf "$fmt" "seq read $ISCSI_MIB MiB, 1 MiB, cold (MiB/s)" "$vr" "$rr" "$lr" \
+		"$(ratio "$vr" "$rr")" "$(ratio "$vr" "$lr")"
+	if [[ -n $f_vol_d ]]; then
+		local vd
+		vd=$(field mib_s "$f_vol_d")
+		printf "$fmt" "  same bytes from FUSE disk file, O_DIRECT" "$vd" "$rr" "-" \
+			"$(ratio "$vd" "$rr")" "-"
+	fi
+	printf "$fmt" "4 KiB random write + fdatasync (IOPS)" "$vx" "$rx" "$lx" \
+		"$(ratio "$vx" "$rx")" "$(ratio "$vx" "$lx")"
+	printf "$fmt" "  median per write (us)" "$(field median_us "$f_vol_x")" \
+		"$(field median_us "$f_raw_x")" "$(field median_us "$f_loc_x")" "-" "-"
+	printf "$fmt" "  p99 per write (us)" "$(field p99_us "$f_vol_x")" \
+		"$(field p99_us "$f_raw_x")" "$(field p99_us "$f_loc_x")" "-" "-"
+	if ((ISCSI_QD > 1)); then
+		local qw qr
+		qw=$(field mib_s "$f_rawq_w") qr=$(field mib_s "$f_rawq_r")
+		printf "$fmt" "seq write, libiscsi $ISCSI_QD in flight (MiB/s)" "-" "$qw" "-" \
+			"$(ratio "$vw" "$qw")" "-"
+		printf "$fmt" "seq read, libiscsi $ISCSI_QD in flight (MiB/s)" "-" "$qr" "-" \
+			"$(ratio "$vr" "$qr")" "-"
+	fi
+}
+
 echo
-{ table; nfs_table; }
+{ table; nfs_table; iscsi_table; }
 if [[ -n $out_file ]]; then
-	{ table; nfs_table; } >"$out_file" || fail "cannot write $out_file"
+	{ table; nfs_table; iscsi_table; } >"$out_file" || fail "cannot write $out_file"
 	log "table written to $out_file"
 fi
