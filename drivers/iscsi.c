@@ -48,6 +48,7 @@
 #define WATCH_PERIOD_MS 1000
 #define LOOP_GONE_MS 5000        /* after an unmount, the autoclear loop device goes */
 #define SECRET_TEXT_MAX 1100
+#define HELPER_IO_KB 1024        /* the helper's largest FUSE request (max_write/max_read) */
 
 struct pool {
 	const struct vd_iscsi_backend *b;
@@ -345,7 +346,7 @@ static int iscsi_stage_op(void *priv, const char *name, const json_t *spec, cons
 	if (r < 0)
 		return r;
 	struct vd_image_mount m = { .fstype = s.fstype, .direct_io = 1, .format = 1,
-				    .prezeroed = p->tgt != NULL };
+				    .prezeroed = p->tgt != NULL, .max_io_kb = HELPER_IO_KB };
 	r = vd_mount_image_ex(np.disk, np.mnt, &m, err);
 	if (r < 0) {
 		struct vd_err e = VD_ERR_INIT;
@@ -426,6 +427,7 @@ static int iscsi_block_attach_op(void *priv, const char *name, const json_t *spe
 		r = vd_mount_loop_attach_ex(np.disk, 1, dev, sizeof(dev), err);
 	if (r < 0)
 		return r;
+	vd_mount_loop_max_io(dev, HELPER_IO_KB);
 	if (!(*ret_device = strdup(dev)))
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	return 0;

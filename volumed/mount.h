@@ -52,6 +52,8 @@ struct vd_image_mount {
 	int direct_io;          /* loop device with direct I/O (no double caching) */
 	int format;             /* blank: mkfs first; another fs found: mount that */
 	int prezeroed;          /* with format: the blank storage reads as zeroes */
+	unsigned max_io_kb;     /* > 0: largest request the loop device sends (the backing
+	                           file's best I/O size), else the kernel's default */
 };
 /* vd_mount_image with options. */
 int vd_mount_image_ex(const char *image, const char *target, const struct vd_image_mount *m,
@@ -77,6 +79,10 @@ int vd_mount_loop_attach(const char *image, char *ret_dev, size_t len, struct vd
 /* The same, with direct I/O when direct_io is set (a new device only). */
 int vd_mount_loop_attach_ex(const char *image, int direct_io, char *ret_dev, size_t len,
 			    struct vd_err *err);
+
+/* Caps the requests of loop device dev ("/dev/loopN") to kb KiB, best
+ * effort (queue/max_sectors_kb). */
+void vd_mount_loop_max_io(const char *dev, unsigned kb);
 
 /* 1 and "/dev/loopN" in ret_dev when a loop device backs image; 0 when
  * none does (or there is no image). */
