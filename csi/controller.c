@@ -409,7 +409,6 @@ static int get_capacity(struct vd_core *core, const Csi__V1__GetCapacityRequest 
 	uint64_t bytes = 0;
 	json_t *opts = json_object();
 	int r = params_to_opts(VD_CSI_KV(rq->parameters), rq->n_parameters, &driver, opts, err);
-	json_decref(opts);
 	const Csi__V1__Topology *t = rq->accessible_topology;
 	int elsewhere = 0;
 	for (size_t i = 0; t && i < t->n_segments; i++)
@@ -417,7 +416,8 @@ static int get_capacity(struct vd_core *core, const Csi__V1__GetCapacityRequest 
 		    strcmp(t->segments[i]->value, vd_core_node_id(core)) != 0)
 			elsewhere = 1;
 	if (r == 0 && !elsewhere)
-		r = vd_core_capacity(core, driver, &bytes, err);
+		r = vd_core_capacity(core, driver, json_object_size(opts) ? opts : NULL, &bytes, err);
+	json_decref(opts);
 	if (r < 0)
 		return r;
 	Csi__V1__GetCapacityResponse *resp = MSG(Csi__V1__GetCapacityResponse,

@@ -125,8 +125,9 @@ struct vd_driver_ops {
 	int (*probe)(void *priv, const char *name, const json_t *spec, const json_t *data,
 		     json_t *status, struct vd_err *err);
 
-	/* Bytes available for new volumes (GetCapacity). Optional. */
-	int (*capacity)(void *priv, uint64_t *ret_bytes, struct vd_err *err);
+	/* Bytes available for new volumes like spec (what parse_options made
+	 * of GetCapacity's parameters: the backend they name). Optional. */
+	int (*capacity)(void *priv, const json_t *spec, uint64_t *ret_bytes, struct vd_err *err);
 
 	/* The volumes the backend itself holds, for a controller that lost
 	 * its catalog (the backend is the truth): fn is called with each

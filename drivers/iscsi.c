@@ -66,6 +66,7 @@ struct iscsi_drv {
 	uint64_t key;                   /* this node's reservation key */
 	char key_text[24];
 	struct pool *pools;             /* one per backend, same order */
+	struct vd_static_claims *claims;   /* of every static backend (NULL: none) */
 	pthread_t watcher;
 	int watching;
 	pthread_mutex_t watch_lock;
@@ -149,27 +150,54 @@ static int iscsi_create_op(void *priv, const char *name, const json_t *spec, jso
 		: vd_static_pool_create(p->fixed, name, spec, ret_data, err);
 }
 
+/* A volume some node uses holds a reservation on its LUN: refuse to delete it, whoever asks. A LUN that is gone, or a target
+ * that is down (the removal then fails on its own), is no user. */
+static int in_use_check(struct pool *p, const char *name, const json_t *data,
+			struct vd_err *err)
+{
+	struct vd_iscsi_location loc;
+	struct vd_iscsi_pr_state pr;
+	struct vd_err e = VD_ERR_INIT;
+	if (!data || vd_iscsi_location_read(data, &loc, NULL) < 0)
+		return 0;
+	int r = vd_iscsi_pr_read(&p->peer, loc.target, loc.lun, &pr, &e);
+	if (r == -ENOENT || r == -ECONNREFUSED || r == -EHOSTUNREACH)
+		return 0;
+	if (r < 0)
+		return vd_err_set(err, r, "volume %s: cannot tell whether a node uses it: %s", name,
+				  vd_err_msg(&e));
+	if (!pr.reserved)   /* a stale registration alone holds nothing */
+		return 0;
+	char key[24];
+	vd_iscsi_key_format(pr.holder, key, sizeof(key));
+	return vd_err_set(err, -EBUSY, "volume %s is in use by a node (reservation key %s); "
+			  "unmount it there first", name, key);
+}
+
 static int iscsi_remove_op(void *priv, const char *name, const json_t *spec, const json_t *data,
 			   struct vd_err *err)
 {
 	struct iscsi_drv *d = priv;
 	struct vd_iscsi_spec s;
 	struct pool *p;
-	(void)data;
 	int r = volume_get(d, spec, &s, &p, err);
+	if (r == 0)
+		r = in_use_check(p, name, data, err);
 	if (r < 0)
 		return r;
 	return p->tgt ? vd_tgt_pool_remove(p->tgt, name, err)
 		: vd_static_pool_remove(p->fixed, name, err);
 }
 
-static int iscsi_capacity_op(void *priv, uint64_t *ret_bytes, struct vd_err *err)
+static int iscsi_capacity_op(void *priv, const json_t *spec, uint64_t *ret_bytes,
+			     struct vd_err *err)
 {
 	struct iscsi_drv *d = priv;
-	const struct vd_iscsi_backend *b = d->set->default_backend;
-	struct pool *p = b ? pool_of(d, b->name) : NULL;
-	if (!p)
-		return vd_err_set(err, -EINVAL, "iscsi: no default backend to report capacity of");
+	struct vd_iscsi_spec s;
+	struct pool *p;
+	int r = volume_get(d, spec, &s, &p, err);   /* the backend GetCapacity names */
+	if (r < 0)
+		return r;
 	return p->tgt ? vd_tgt_pool_capacity(p->tgt, ret_bytes, err)
 		: vd_static_pool_capacity(p->fixed, ret_bytes, err);
 }
@@ -590,6 +618,7 @@ static void iscsi_fini(void *priv)
 		vd_static_pool_close(d->pools[i].fixed);
 	}
 	free(d->pools);
+	vd_static_claims_close(d->claims);
 	vd_iscsi_settings_free(d->set);
 	free(d->helper);
 	free(d->root);
@@ -609,18 +638,29 @@ static int pool_open(struct iscsi_drv *d, const char *state_dir, const struct vd
 		return vd_err_set(err, -EOPNOTSUPP, "drivers.iscsi.backends.%s.mode: the kernel "
 				  "initiator (open-iscsi) is not supported by this build; use "
 				  "\"fuse\" or \"auto\"", b->name);
-	int n = b->provisioner == VD_ISCSI_TGT && b->pool_dir
-		? snprintf(dir, sizeof(dir), "%s", b->pool_dir)
-		: snprintf(dir, sizeof(dir), "%s/%s/%s", state_dir,
-			   b->provisioner == VD_ISCSI_TGT ? "iscsi-pool" : "iscsi-claims", b->name);
+	if (b->provisioner == VD_ISCSI_STATIC)
+		return vd_static_pool_open(b, d->set, d->claims, &p->peer, &p->fixed, err);
+	int n = b->pool_dir ? snprintf(dir, sizeof(dir), "%s", b->pool_dir)
+		: snprintf(dir, sizeof(dir), "%s/iscsi-pool/%s", state_dir, b->name);
 	if (n < 0 || n >= (int)sizeof(dir))
 		return vd_err_set(err, -ENAMETOOLONG, "iscsi backend %s: path too long", b->name);
 	int r = b->pool_dir ? 0 : mkdir_p(dir, err);
-	if (r == 0 && b->provisioner == VD_ISCSI_TGT)
-		r = vd_tgt_pool_open(b, dir, &p->tgt, err);
-	else if (r == 0)
-		r = vd_static_pool_open(b, dir, &p->peer, &p->fixed, err);
-	return r;
+	return r < 0 ? r : vd_tgt_pool_open(b, dir, &p->tgt, err);
+}
+
+/* The static backends' claims, one store for all (a LUN two backends see
+ * is claimed once). */
+static int claims_open(struct iscsi_drv *d, const char *state_dir, struct vd_err *err)
+{
+	char dir[PATH_MAX];
+	int any = 0;
+	for (size_t i = 0; i < d->set->count; i++)
+		any |= d->set->backends[i].provisioner == VD_ISCSI_STATIC;
+	if (!any)
+		return 0;
+	if (snprintf(dir, sizeof(dir), "%s/iscsi-claims", state_dir) >= (int)sizeof(dir))
+		return vd_err_set(err, -ENAMETOOLONG, "state directory %s: path too long", state_dir);
+	return vd_static_claims_open(dir, &d->claims, err);
 }
 
 static int iscsi_init(const struct vd_driver_env *env, void **ret_priv, struct vd_err *err)
@@ -652,6 +692,7 @@ static int iscsi_init(const struct vd_driver_env *env, void **ret_priv, struct v
 		goto fail;
 	}
 	int any_tgt = 0;
+	r = claims_open(d, env->state_dir, err);
 	for (size_t i = 0; i < d->set->count && r == 0; i++) {
 		r = pool_open(d, env->state_dir, &d->set->backends[i], &d->pools[i], err);
 		any_tgt |= d->pools[i].tgt != NULL;

@@ -961,6 +961,9 @@ int vd_iscsi_parse_options(const struct vd_iscsi_settings *s, const json_t *opts
 		r = option_bool("wipe", v, &wipe, err);
 	if (r == 0 && (v = option(opts, "preempt")))
 		r = option_bool("preempt", v, &preempt, err);
+	if (r == 0 && strcmp(fstype, "xfs") == 0 && size < VD_ISCSI_XFS_SIZE_MIN)
+		r = vd_err_set(err, -EINVAL, "option size: xfs needs 300Mi or more (mkfs.xfs refuses "
+			       "smaller devices); got %llu bytes", (unsigned long long)size);
 	if (r < 0)
 		return r;
 	json_t *spec = spec_build(b->name, size, fstype, wipe, preempt);
@@ -993,6 +996,8 @@ static int spec_fields(const json_t *spec, struct vd_iscsi_spec *s, struct vd_er
 	s->size = (uint64_t)n;
 	if (name_index(s->fstype, fstype_names, COUNT(fstype_names)) < 0)
 		return vd_err_set(err, -EINVAL, "volume spec: fstype must be one of " VD_ISCSI_FSTYPES);
+	if (strcmp(s->fstype, "xfs") == 0 && s->size < VD_ISCSI_XFS_SIZE_MIN)
+		return vd_err_set(err, -EINVAL, "volume spec: an xfs volume has 300 MiB or more");
 	int r = spec_bool(spec, "wipe", &s->wipe, err);
 	return r < 0 ? r : spec_bool(spec, "preempt", &s->preempt, err);
 }

@@ -20,7 +20,8 @@
 #define VD_ISCSI_TIMEOUT_MIN 1000
 #define VD_ISCSI_TIMEOUT_MAX 600000
 #define VD_ISCSI_SIZE_DEFAULT (1024ULL * 1024 * 1024)   /* 1 GiB when size is not given */
-#define VD_ISCSI_SIZE_MIN (16ULL * 1024 * 1024)         /* xfs needs ~16 MiB */
+#define VD_ISCSI_SIZE_MIN (16ULL * 1024 * 1024)         /* ext4 */
+#define VD_ISCSI_XFS_SIZE_MIN (300ULL * 1024 * 1024)    /* mkfs.xfs: larger than 300 MB */
 #define VD_ISCSI_LUN_MAX 16383                          /* LUNs 1..16383 (tgt, static) */
 #define VD_ISCSI_TID_MAX 65535
 #define VD_ISCSI_RECORD_MAX (64 * 1024)

@@ -20,11 +20,17 @@
 #define CLEAR_BYTES (1024u * 1024u)   /* zeroed at claim: where file systems keep their superblock */
 #define CANDIDATES_MAX 4096
 
+struct vd_static_claims {
+	struct vd_store *store;
+	pthread_mutex_t lock;          /* serialises claims across backends */
+};
+
 struct vd_static_pool {
 	const struct vd_iscsi_backend *b;
+	const struct vd_iscsi_settings *set;
 	struct vd_iscsi_peer peer;
-	struct vd_store *claims;
-	pthread_mutex_t lock;
+	struct vd_store *claims;       /* shared, see vd_static_claims */
+	pthread_mutex_t *lock;
 };
 
 struct candidate {
@@ -77,10 +83,24 @@ static int target_luns(struct candidates *c, const char *target, struct vd_err *
 	return r == 1 ? 0 : r;
 }
 
+/* 1 when iqn is the target of one of this node's tgt backends: its LUNs
+ * are that backend's volumes, never free LUNs of a pool. */
+static int tgt_owned(const struct vd_static_pool *p, const char *iqn)
+{
+	for (size_t i = 0; i < p->set->count; i++) {
+		const struct vd_iscsi_backend *b = &p->set->backends[i];
+		if (b->provisioner == VD_ISCSI_TGT && b->target && strcmp(b->target, iqn) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static int target_found(const char *iqn, const char *portal, void *userdata)
 {
 	struct candidates *c = userdata;
 	(void)portal;
+	if (tgt_owned(c->p, iqn))
+		return 0;
 	struct vd_err e = VD_ERR_INIT;
 	int r = target_luns(c, iqn, &e);
 	if (r < 0)   /* one target we cannot read does not hide the others */
@@ -238,6 +258,11 @@ static int claim_ready(struct vd_static_pool *p, const char *name, struct vd_err
 	return r;
 }
 
+static const char *claim_backend(const json_t *doc)
+{
+	return json_string_value(json_object_get(json_object_get(rec_of(doc), "spec"), "backend"));
+}
+
 static int create_locked(struct vd_static_pool *p, const char *name, const json_t *spec,
 			 json_t **ret_location, struct vd_err *err)
 {
@@ -245,6 +270,9 @@ static int create_locked(struct vd_static_pool *p, const char *name, const json_
 	int r = vd_store_get(p->claims, name, &doc, NULL, err);
 	if (r == -ENOENT)
 		r = claim_new(p, name, spec, err);
+	else if (r == 0 && strcmp(claim_backend(doc) ? claim_backend(doc) : "", p->b->name) != 0)
+		r = vd_err_set(err, -EEXIST, "volume %s has a LUN of iscsi backend %s already",
+			       name, claim_backend(doc) ? claim_backend(doc) : "?");
 	else if (r == 0 && json_is_true(json_object_get(doc, "removing")))
 		r = vd_err_set(err, -EBUSY, "volume %s is being removed; try again", name);
 	else if (r == 0 && !json_equal(json_object_get(rec_of(doc), "spec"), spec))
@@ -265,9 +293,9 @@ static int create_locked(struct vd_static_pool *p, const char *name, const json_
 int vd_static_pool_create(struct vd_static_pool *pool, const char *name, const json_t *spec,
 			  json_t **ret_location, struct vd_err *err)
 {
-	pthread_mutex_lock(&pool->lock);
+	pthread_mutex_lock(pool->lock);
 	int r = create_locked(pool, name, spec, ret_location, err);
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(pool->lock);
 	return r;
 }
 
@@ -276,8 +304,12 @@ static int remove_locked(struct vd_static_pool *p, const char *name, struct vd_e
 	json_t *doc = NULL;
 	uint64_t rev;
 	int r = vd_store_get(p->claims, name, &doc, &rev, err);
-	if (r == -ENOENT)
+	if (r == 0 && strcmp(claim_backend(doc) ? claim_backend(doc) : "", p->b->name) != 0)
+		r = -ENOENT;   /* another backend's claim: not this volume */
+	if (r == -ENOENT) {
+		json_decref(doc);
 		return 0;
+	}
 	const json_t *rec = r == 0 ? rec_of(doc) : NULL;
 	int wipe = json_is_true(json_object_get(json_object_get(rec, "spec"), "wipe"));
 	if (r == 0 && wipe && !json_is_true(json_object_get(doc, "removing"))) {
@@ -296,9 +328,9 @@ static int remove_locked(struct vd_static_pool *p, const char *name, struct vd_e
 
 int vd_static_pool_remove(struct vd_static_pool *pool, const char *name, struct vd_err *err)
 {
-	pthread_mutex_lock(&pool->lock);
+	pthread_mutex_lock(pool->lock);
 	int r = remove_locked(pool, name, err);
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(pool->lock);
 	return r;
 }
 
@@ -306,7 +338,7 @@ int vd_static_pool_capacity(struct vd_static_pool *pool, uint64_t *ret_bytes,
 			    struct vd_err *err)
 {
 	struct candidates c;
-	pthread_mutex_lock(&pool->lock);
+	pthread_mutex_lock(pool->lock);
 	int r = candidates_list(pool, &c, err);
 	uint64_t free_bytes = 0;
 	for (size_t i = 0; r == 0 && i < c.count; i++)
@@ -314,7 +346,7 @@ int vd_static_pool_capacity(struct vd_static_pool *pool, uint64_t *ret_bytes,
 			free_bytes += c.list[i].size;
 	if (r == 0)
 		candidates_free(&c);
-	pthread_mutex_unlock(&pool->lock);
+	pthread_mutex_unlock(pool->lock);
 	if (r == 0)
 		*ret_bytes = free_bytes;
 	return r;
@@ -323,6 +355,7 @@ int vd_static_pool_capacity(struct vd_static_pool *pool, uint64_t *ret_bytes,
 struct foreach_walk {
 	int (*fn)(const char *name, const json_t *spec, const json_t *location, void *userdata);
 	void *userdata;
+	const char *backend;
 };
 
 static int foreach_one(const char *name, json_t *doc, uint64_t rev, void *userdata)
@@ -331,7 +364,8 @@ static int foreach_one(const char *name, json_t *doc, uint64_t rev, void *userda
 	json_t *loc;
 	(void)rev;
 	if (!json_is_true(json_object_get(doc, "ready")) ||
-	    json_is_true(json_object_get(doc, "removing")))
+	    json_is_true(json_object_get(doc, "removing")) || !claim_backend(doc) ||
+	    strcmp(claim_backend(doc), w->backend) != 0)
 		return 0;
 	if (location_of(doc, &loc, NULL) < 0)
 		return -ENOMEM;
@@ -345,34 +379,49 @@ int vd_static_pool_foreach(struct vd_static_pool *pool,
 				     void *userdata),
 			   void *userdata, struct vd_err *err)
 {
-	struct foreach_walk w = { fn, userdata };
+	struct foreach_walk w = { fn, userdata, pool->b->name };
 	return vd_store_foreach(pool->claims, foreach_one, &w, err);
 }
 
-int vd_static_pool_open(const struct vd_iscsi_backend *backend, const char *claims_dir,
+int vd_static_claims_open(const char *dir, struct vd_static_claims **ret, struct vd_err *err)
+{
+	struct vd_static_claims *c = calloc(1, sizeof(*c));
+	if (!c)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	pthread_mutex_init(&c->lock, NULL);
+	int r = vd_store_open(dir, &c->store, err);
+	if (r < 0) {
+		vd_static_claims_close(c);
+		return r;
+	}
+	*ret = c;
+	return 0;
+}
+
+void vd_static_claims_close(struct vd_static_claims *claims)
+{
+	if (!claims)
+		return;
+	vd_store_free(claims->store);
+	pthread_mutex_destroy(&claims->lock);
+	free(claims);
+}
+
+int vd_static_pool_open(const struct vd_iscsi_backend *backend,
+			const struct vd_iscsi_settings *set, struct vd_static_claims *claims,
 			const struct vd_iscsi_peer *peer, struct vd_static_pool **ret,
 			struct vd_err *err)
 {
 	struct vd_static_pool *p = calloc(1, sizeof(*p));
 	if (!p)
 		return vd_err_set(err, -ENOMEM, "out of memory");
-	p->b = backend;
-	p->peer = *peer;
-	pthread_mutex_init(&p->lock, NULL);
-	int r = vd_store_open(claims_dir, &p->claims, err);
-	if (r < 0) {
-		vd_static_pool_close(p);
-		return r;
-	}
+	*p = (struct vd_static_pool){ .b = backend, .set = set, .peer = *peer,
+				      .claims = claims->store, .lock = &claims->lock };
 	*ret = p;
 	return 0;
 }
 
 void vd_static_pool_close(struct vd_static_pool *pool)
 {
-	if (!pool)
-		return;
-	vd_store_free(pool->claims);
-	pthread_mutex_destroy(&pool->lock);
 	free(pool);
 }

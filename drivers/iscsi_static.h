@@ -4,8 +4,10 @@
  * LUNS, INQUIRY, READ CAPACITY). A volume claims the smallest free disk
  * LUN at least as large as its size.
  *
- * Claims are records in a crash-safe store under the state directory
- * (name -> target, LUN). A new claim's first MiB is zeroed, so an old
+ * Claims are records in one crash-safe store under the state directory
+ * shared by every static backend of the node (name -> backend, target,
+ * LUN), so two backends that see the same LUN never both claim it.
+ * Discovery leaves out the targets of the node's tgt backends. A new claim's first MiB is zeroed, so an old
  * file system on a reused LUN is never mounted as the new volume's; with
  * wipe, removal zeroes the whole LUN before it returns to the pool.
  *
@@ -21,9 +23,17 @@
 #include "iscsi_meta.h"
 
 struct vd_static_pool;
+struct vd_static_claims;
 
-/* peer is copied (its strings must outlive the pool). No network here. */
-int vd_static_pool_open(const struct vd_iscsi_backend *backend, const char *claims_dir,
+/* The claims of every static backend, in dir. */
+int vd_static_claims_open(const char *dir, struct vd_static_claims **ret, struct vd_err *err);
+void vd_static_claims_close(struct vd_static_claims *claims);
+
+/* peer is copied (its strings must outlive the pool), claims and set are
+ * borrowed (set: to leave the tgt backends' targets out of discovery).
+ * No network here. */
+int vd_static_pool_open(const struct vd_iscsi_backend *backend,
+			const struct vd_iscsi_settings *set, struct vd_static_claims *claims,
 			const struct vd_iscsi_peer *peer, struct vd_static_pool **ret,
 			struct vd_err *err);
 void vd_static_pool_close(struct vd_static_pool *pool);

@@ -872,10 +872,13 @@ static int nfs_discover_op(void *priv,
 	return first;
 }
 
-static int nfs_capacity_op(void *priv, uint64_t *ret_bytes, struct vd_err *err)
+static int nfs_capacity_op(void *priv, const json_t *spec, uint64_t *ret_bytes,
+			   struct vd_err *err)
 {
 	struct nfs_drv *d = priv;
-	const struct vd_nfs_backend *b = d->set->default_backend;
+	struct vd_nfs_spec s;
+	const struct vd_nfs_backend *b = spec && vd_nfs_spec_read(spec, &s, NULL) == 0
+		? vd_nfs_backend_find(d->set, s.backend) : d->set->default_backend;
 	struct nfs_statvfs_64 sv;
 	struct conn c;
 	char base[PATH_MAX];

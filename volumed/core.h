@@ -93,9 +93,10 @@ int vd_core_snapshot_get(struct vd_core *core, const char *name, json_t **ret_sn
 			 struct vd_err *err);
 int vd_core_snapshot_list(struct vd_core *core, json_t **ret_snapshots, struct vd_err *err);
 
-/* Bytes available for new volumes of driver (NULL: the default). */
-int vd_core_capacity(struct vd_core *core, const char *driver, uint64_t *ret_bytes,
-		     struct vd_err *err);
+/* Bytes available for new volumes of driver (NULL: the default) with the
+ * options opts (may be NULL; e.g. the backend they name). */
+int vd_core_capacity(struct vd_core *core, const char *driver, const json_t *opts,
+		     uint64_t *ret_bytes, struct vd_err *err);
 
 struct vd_volume_stats {
 	uint64_t bytes_total, bytes_used, bytes_available;

@@ -362,8 +362,16 @@ static int pr_holder(struct iscsifs *fs, double deadline, uint64_t *ret_key)
  * -EBUSY with *ret_other when another key holds it. */
 static int pr_claim(struct iscsifs *fs, double deadline, uint64_t *ret_other)
 {
-	int rc = pr_out(fs, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0,
-			fs->pr_key, deadline);
+	uint64_t holder;
+	int rc = pr_holder(fs, deadline, &holder);
+	if (rc < 0)
+		return rc;
+	if (holder && holder != fs->pr_key && holder != fs->preempt_key) {
+		*ret_other = holder;   /* refused: leave no registration behind */
+		return -EBUSY;
+	}
+	rc = pr_out(fs, SCSI_PERSISTENT_RESERVE_REGISTER_AND_IGNORE_EXISTING_KEY, 0, 0,
+		    fs->pr_key, deadline);
 	if (rc < 0)
 		return rc;
 	if (fs->preempt_key) {
@@ -374,7 +382,6 @@ static int pr_claim(struct iscsifs *fs, double deadline, uint64_t *ret_other)
 			return rc;
 		vd_log(VD_LOG_WARN, "event=pr-preempted key=0x%" PRIx64, fs->preempt_key);
 	}
-	uint64_t holder;
 	rc = pr_holder(fs, deadline, &holder);
 	if (rc < 0)
 		return rc;
@@ -490,6 +497,7 @@ static int session_open_1(struct iscsifs *fs, double deadline, struct vd_err *er
 		vd_log(VD_LOG_INFO, "event=iscsi-session-up reconnect=%d", fs->ever_connected);
 	fs->down = 0;
 	fs->ever_connected = 1;
+	fs->preempt_key = 0;   /* preempting is for taking over at start, never later */
 	return 0;
 }
 

@@ -107,8 +107,8 @@ static void test_pure_ops(void **state)
 	struct vd_test_driver *t = driver_new(
 		"{\"backends\": {\"pool\": {\"provisioner\": \"tgt\", \"portal\": \"127.0.0.1\", "
 		"\"control_port\": 32001}}, \"reservation_key\": \"0xabc\"}");
-	json_t *spec = spec_of(t, "{\"size\": \"64Mi\", \"fstype\": \"xfs\", \"preempt\": \"true\"}");
-	assert_int_equal(t->ops->spec_size(t->priv, spec), 64 << 20);
+	json_t *spec = spec_of(t, "{\"size\": \"320Mi\", \"fstype\": \"xfs\", \"preempt\": \"true\"}");
+	assert_int_equal(t->ops->spec_size(t->priv, spec), 320 << 20);
 	json_t *data = vd_iscsi_location_new("127.0.0.1:3260", "iqn.2026-01.io.volumed:pool", 7);
 	json_t *status = json_object();
 	t->ops->describe(t->priv, spec, data, status);

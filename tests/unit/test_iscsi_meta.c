@@ -649,6 +649,7 @@ static void test_options(void **state)
 		    "out of range: volumes of iscsi backend spare are from 16Mi to 8 EiB");
 	options_bad(s, "{\"backend\":\"spare\",\"size\":\"18446744073709551615\"}", "out of range");
 	options_bad(s, "{\"fstype\":\"btrfs\"}", "option fstype 'btrfs' is not one of ext4, xfs");
+	options_bad(s, "{\"fstype\":\"xfs\",\"size\":\"299Mi\"}", "xfs needs 300Mi or more");
 	options_bad(s, "{\"wipe\":\"yes\"}", "option wipe 'yes' must be true or false");
 	options_bad(s, "{\"preempt\":\"1\"}", "option preempt '1' must be true or false");
 	options_bad(s, "{\"preempt\":\"True\"}", "option preempt 'True' must be true or false");
@@ -685,7 +686,7 @@ static void test_spec_round_trip(void **state)
 	struct vd_iscsi_settings *s = settings_ok(two_backends);
 	const char *cases[] = {
 		"{}",
-		"{\"backend\":\"spare\",\"size\":\"100000001\",\"fstype\":\"xfs\",\"wipe\":\"true\","
+		"{\"backend\":\"spare\",\"size\":\"400000001\",\"fstype\":\"xfs\",\"wipe\":\"true\","
 		"\"preempt\":\"false\"}",
 		"{\"size\":\"10G\"}",
 		"{\"backend\":\"spare\",\"size\":\"7Ti\",\"wipe\":\"false\"}",
@@ -710,17 +711,17 @@ static void test_spec_round_trip(void **state)
 		json_decref(spec);
 	}
 	/* What the fields read back as. */
-	json_t *spec = options(s, "{\"backend\":\"spare\",\"size\":\"64Mi\",\"preempt\":\"false\"}",
+	json_t *spec = options(s, "{\"backend\":\"spare\",\"size\":\"320Mi\",\"preempt\":\"false\"}",
 			       &err);
 	struct vd_iscsi_spec sp;
 	assert_int_equal(vd_iscsi_spec_read(spec, &sp, &err), 0);
 	assert_string_equal(sp.backend, "spare");
-	assert_int_equal(sp.size, 64ULL << 20);
+	assert_int_equal(sp.size, 320ULL << 20);
 	assert_string_equal(sp.fstype, "xfs");
 	assert_int_equal(sp.wipe, 1);
 	assert_int_equal(sp.preempt, 0);
 	json_t *opts = vd_iscsi_spec_options(&sp);
-	spec_is(opts, "{\"backend\":\"spare\",\"size\":\"67108864\",\"fstype\":\"xfs\","
+	spec_is(opts, "{\"backend\":\"spare\",\"size\":\"335544320\",\"fstype\":\"xfs\","
 		"\"wipe\":\"true\",\"preempt\":\"false\"}");
 	json_decref(spec);
 

@@ -920,7 +920,7 @@ static void test_capacity(void **state)
 	struct vd_test_driver *f = *state;
 	struct vd_err err = VD_ERR_INIT;
 	uint64_t bytes = 0;
-	ok(f->ops->capacity(f->priv, &bytes, &err), &err, "capacity");
+	ok(f->ops->capacity(f->priv, NULL, &bytes, &err), &err, "capacity");
 	assert_true(bytes > 0);
 }
 

@@ -447,7 +447,7 @@ static void test_registry(void **state)
 	assert_int_equal(f->ops->parse_options(f->priv, NULL, &spec, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "no backends"));
 	uint64_t bytes;
-	assert_int_equal(f->ops->capacity(f->priv, &bytes, &err), -EOPNOTSUPP);
+	assert_int_equal(f->ops->capacity(f->priv, NULL, &bytes, &err), -EOPNOTSUPP);
 	vd_test_driver_free(f);
 
 	/* Bad settings fail init with the key path. */
