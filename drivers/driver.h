@@ -125,9 +125,11 @@ struct vd_driver_ops {
 	int (*probe)(void *priv, const char *name, const json_t *spec, const json_t *data,
 		     json_t *status, struct vd_err *err);
 
-	/* Bytes available for new volumes like spec (what parse_options made
-	 * of GetCapacity's parameters: the backend they name). Optional. */
-	int (*capacity)(void *priv, const json_t *spec, uint64_t *ret_bytes, struct vd_err *err);
+	/* Bytes available for new volumes with the options opts (GetCapacity's
+	 * parameters: an object of strings, or NULL), e.g. in the backend they
+	 * name; options that only shape a volume (fstype...) are ignored.
+	 * Optional. */
+	int (*capacity)(void *priv, const json_t *opts, uint64_t *ret_bytes, struct vd_err *err);
 
 	/* The volumes the backend itself holds, for a controller that lost
 	 * its catalog (the backend is the truth): fn is called with each

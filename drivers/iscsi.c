@@ -189,15 +189,21 @@ static int iscsi_remove_op(void *priv, const char *name, const json_t *spec, con
 		: vd_static_pool_remove(p->fixed, name, err);
 }
 
-static int iscsi_capacity_op(void *priv, const json_t *spec, uint64_t *ret_bytes,
+static int iscsi_capacity_op(void *priv, const json_t *opts, uint64_t *ret_bytes,
 			     struct vd_err *err)
 {
 	struct iscsi_drv *d = priv;
-	struct vd_iscsi_spec s;
-	struct pool *p;
-	int r = volume_get(d, spec, &s, &p, err);   /* the backend GetCapacity names */
-	if (r < 0)
-		return r;
+	const char *name = json_string_value(json_object_get(opts, "backend"));
+	const struct vd_iscsi_backend *b = name ? vd_iscsi_backend_find(d->set, name)
+		: d->set->default_backend;
+	struct pool *p = b ? pool_of(d, b->name) : NULL;
+	if (!p) {
+		char names[256];
+		vd_iscsi_backend_names(d->set, names, sizeof(names));
+		return vd_err_set(err, -EINVAL, "option backend: %s%.40s%s; configured: %s",
+				  name ? "'" : "", name ? name : "no default backend", name ?
+				  "' is not an iscsi backend" : "", *names ? names : "none");
+	}
 	return p->tgt ? vd_tgt_pool_capacity(p->tgt, ret_bytes, err)
 		: vd_static_pool_capacity(p->fixed, ret_bytes, err);
 }

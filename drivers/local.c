@@ -1241,10 +1241,10 @@ static int local_block_detach(void *priv, const char *name, const json_t *spec,
 	return vd_mount_loop_detach(img, err);
 }
 
-static int local_capacity(void *priv, const json_t *spec, uint64_t *ret_bytes,
+static int local_capacity(void *priv, const json_t *opts, uint64_t *ret_bytes,
 			  struct vd_err *err)
 {
-	(void)spec;   /* one pool: the state directory's file system */
+	(void)opts;   /* one pool: the state directory's file system */
 	const struct local *l = priv;
 	struct statvfs sv;
 	if (statvfs(l->root, &sv) < 0)

@@ -872,13 +872,16 @@ static int nfs_discover_op(void *priv,
 	return first;
 }
 
-static int nfs_capacity_op(void *priv, const json_t *spec, uint64_t *ret_bytes,
+static int nfs_capacity_op(void *priv, const json_t *opts, uint64_t *ret_bytes,
 			   struct vd_err *err)
 {
 	struct nfs_drv *d = priv;
-	struct vd_nfs_spec s;
-	const struct vd_nfs_backend *b = spec && vd_nfs_spec_read(spec, &s, NULL) == 0
-		? vd_nfs_backend_find(d->set, s.backend) : d->set->default_backend;
+	const char *name = json_string_value(json_object_get(opts, "backend"));
+	const struct vd_nfs_backend *b = name ? vd_nfs_backend_find(d->set, name)
+		: d->set->default_backend;
+	if (name && !b)
+		return vd_err_set(err, -EINVAL, "option backend: '%.40s' is not a configured nfs "
+				  "backend", name);
 	struct nfs_statvfs_64 sv;
 	struct conn c;
 	char base[PATH_MAX];

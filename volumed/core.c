@@ -277,16 +277,10 @@ int vd_core_capacity(struct vd_core *core, const char *driver, const json_t *opt
 		     uint64_t *ret_bytes, struct vd_err *err)
 {
 	const struct vd_backend *b;
-	json_t *spec = NULL;
 	int r = vd_backend_get(core->backends, driver ? driver : core->default_driver, &b, err);
 	if (r == 0 && !b->ops->capacity)
 		r = vd_err_set(err, -EOPNOTSUPP, "driver %s does not report capacity", b->ops->name);
-	if (r == 0)
-		r = b->ops->parse_options(b->priv, opts, &spec, err);
-	if (r == 0)
-		r = b->ops->capacity(b->priv, spec, ret_bytes, err);
-	json_decref(spec);
-	return r;
+	return r < 0 ? r : b->ops->capacity(b->priv, opts, ret_bytes, err);
 }
 
 int vd_core_unmount(struct vd_core *core, const char *name, const char *mount_id,

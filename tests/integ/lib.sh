@@ -91,6 +91,11 @@ dump_logs() {
 		echo "--- last lines of the dockerd log:" >&2
 		tail -n 12 "$D/dockerd.log" >&2
 	fi
+	local h
+	for h in $(ls -t "$VD_STATE"/{nfs,iscsi}/*/*/helper.log 2>/dev/null | head -n 3); do
+		echo "--- last lines of a helper's log ($h):" >&2
+		tail -n 8 "$h" >&2
+	done
 }
 
 fail() {
