@@ -103,13 +103,6 @@ static int mkdir_p(const char *path, struct vd_err *err)
 	return 0;
 }
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
 static struct pool *pool_of(struct iscsi_drv *d, const char *backend)
 {
 	for (size_t i = 0; backend && i < d->set->count; i++)
@@ -152,8 +145,8 @@ static int iscsi_create_op(void *priv, const char *name, const json_t *spec, jso
 
 /* A volume some node uses holds a reservation on its LUN: refuse to delete it, whoever asks. A LUN that is gone, or a target
  * that is down (the removal then fails on its own), is no user. */
-static int in_use_check(struct pool *p, const char *name, const json_t *data,
-			struct vd_err *err)
+static int in_use_check(const struct iscsi_drv *d, struct pool *p, const char *name,
+			const json_t *data, struct vd_err *err)
 {
 	struct vd_iscsi_location loc;
 	struct vd_iscsi_pr_state pr;
@@ -166,7 +159,9 @@ static int in_use_check(struct pool *p, const char *name, const json_t *data,
 	if (r < 0)
 		return vd_err_set(err, r, "volume %s: cannot tell whether a node uses it: %s", name,
 				  vd_err_msg(&e));
-	if (!pr.reserved)   /* a stale registration alone holds nothing */
+	/* A stale registration alone holds nothing; our own key, with the core
+	 * knowing of no mount here, is a reservation a dead session left. */
+	if (!pr.reserved || pr.holder == d->key)
 		return 0;
 	char key[24];
 	vd_iscsi_key_format(pr.holder, key, sizeof(key));
@@ -182,7 +177,7 @@ static int iscsi_remove_op(void *priv, const char *name, const json_t *spec, con
 	struct pool *p;
 	int r = volume_get(d, spec, &s, &p, err);
 	if (r == 0)
-		r = in_use_check(p, name, data, err);
+		r = in_use_check(d, p, name, data, err);
 	if (r < 0)
 		return r;
 	return p->tgt ? vd_tgt_pool_remove(p->tgt, name, err)
@@ -340,21 +335,10 @@ static int lun_attach(struct iscsi_drv *d, struct pool *p, const char *name,
 	return r;
 }
 
-/* Waits for the autoclear loop device over disk to go (after an unmount). */
-static void loop_wait_gone(const char *disk)
-{
-	char dev[32];
-	for (int waited = 0; waited < LOOP_GONE_MS; waited += 20) {
-		if (vd_mount_loop_find(disk, dev, sizeof(dev), NULL) != 1)
-			return;
-		sleep_ms(20);
-	}
-}
-
 /* Stops serving the LUN: the helper releases the reservation and exits. */
 static int lun_detach(const struct node_paths *np, struct vd_err *err)
 {
-	loop_wait_gone(np->disk);
+	vd_mount_loop_wait_gone(np->disk, LOOP_GONE_MS);
 	/* Nothing of ours uses the LUN any more (the file system and the loop
 	 * device are gone); a lingering reference only delays the helper's
 	 * exit, so a busy or dead FUSE mount is detached lazily. */

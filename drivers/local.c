@@ -470,6 +470,7 @@ static int local_remove(void *priv, const char *name, const json_t *spec, const 
  * image grows, removed once the file system has grown (online, by expand or
  * node_expand, or by the next stage), so a crash between the two is healed. */
 #define GROW_MARKER "grow-pending"
+#define LOOP_GONE_MS 5000   /* an autoclear loop device goes after its last unmount */
 
 static int grow_mark(const struct local *l, const char *name, struct vd_err *err)
 {
@@ -496,6 +497,7 @@ static int grow_now(const struct local *l, const char *name, const struct local_
 	int r = local_path(l, name, GROW_MARKER, marker, err);
 	if (r == 0 && !mnt) {
 		struct vd_err why = VD_ERR_INIT;
+		vd_mount_loop_wait_gone(img, LOOP_GONE_MS);   /* the last unstage's device */
 		r = vd_mount_grow_offline(img, ls->fstype, &why);
 		if (r == -EOPNOTSUPP || r == -EBUSY)
 			return 0;   /* xfs, or a device in use: grown once mounted */

@@ -27,6 +27,7 @@
 #include <sys/sysmacros.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -946,6 +947,19 @@ int vd_mount_loop_find(const char *image, char *ret_dev, size_t len, struct vd_e
 	close(loop_fd);
 	snprintf(ret_dev, len, "%s", dev);
 	return 1;
+}
+
+int vd_mount_loop_wait_gone(const char *image, int timeout_ms)
+{
+	char dev[32];
+	for (int waited = 0;; waited += 20) {
+		if (vd_mount_loop_find(image, dev, sizeof(dev), NULL) != 1)
+			return 0;
+		if (waited >= timeout_ms)
+			return -EBUSY;
+		struct timespec ts = { 0, 20 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
 }
 
 int vd_mount_loop_detach(const char *image, struct vd_err *err)

@@ -88,6 +88,11 @@ void vd_mount_loop_max_io(const char *dev, unsigned kb);
  * none does (or there is no image). */
 int vd_mount_loop_find(const char *image, char *ret_dev, size_t len, struct vd_err *err);
 
+/* Waits up to timeout_ms for the loop device backing image to go (an
+ * autoclear device is released after its last unmount, not at once).
+ * 0 when none is left, -EBUSY when one still is. */
+int vd_mount_loop_wait_gone(const char *image, int timeout_ms);
+
 /* Detaches the loop device backing image (one still mounted goes with its
  * last unmount). None, or no image: 0. */
 int vd_mount_loop_detach(const char *image, struct vd_err *err);

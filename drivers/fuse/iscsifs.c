@@ -936,13 +936,18 @@ fail:
 
 void iscsifs_release(struct iscsifs *fs)
 {
-	if (!fs || !fs->pr_key || fs->fenced || !fs->iscsi)
+	if (!fs || !fs->pr_key || fs->fenced)
 		return;
 	pthread_mutex_lock(&fs->lock);
 	double deadline = now_ms() + fs->timeout_ms;
-	int rc = fs->iscsi ? pr_out(fs, SCSI_PERSISTENT_RESERVE_RELEASE,
-				    SCSI_PERSISTENT_RESERVE_TYPE_WRITE_EXCLUSIVE, fs->pr_key, 0,
-				    deadline) : -ENOTCONN;
+	struct vd_err err = VD_ERR_INIT;
+	/* The session dropped: a new one takes the reservation over (our own
+	 * key's) so that it can be released, not left to a dead session. */
+	if (!fs->iscsi && session_open(fs, deadline, &err) < 0 && fs->iscsi)
+		session_kill(fs, "release: login failed");
+	int rc = fs->iscsi && !fs->fenced ? pr_out(fs, SCSI_PERSISTENT_RESERVE_RELEASE,
+						  SCSI_PERSISTENT_RESERVE_TYPE_WRITE_EXCLUSIVE,
+						  fs->pr_key, 0, deadline) : -ENOTCONN;
 	if (rc == 0 && fs->iscsi)
 		rc = pr_out(fs, SCSI_PERSISTENT_RESERVE_REGISTER, 0, fs->pr_key, 0, deadline);
 	if (rc < 0)
