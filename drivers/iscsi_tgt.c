@@ -488,9 +488,10 @@ static int volume_ensure(struct vd_tgt_pool *p, int lun, uint64_t size, struct v
 {
 	int r = image_ensure(p, lun, size, err);
 	if (r == 0 && changed_locked(p)) {
-		struct vd_err e = VD_ERR_INIT;   /* another volume's trouble is not this one's */
-		if (sync_locked(p, &e) < 0)
-			vd_log(VD_LOG_WARN, "%s", vd_err_msg(&e));
+		struct vd_err e = VD_ERR_INIT;
+		if (sync_locked(p, &e) == 0)
+			return 0;   /* it made every recorded LUN, this one too */
+		vd_log(VD_LOG_WARN, "%s", vd_err_msg(&e));   /* maybe another volume's trouble */
 	}
 	return r < 0 ? r : lun_ensure(p, NULL, lun, err);
 }
