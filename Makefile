@@ -15,8 +15,9 @@ LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The core library: everything but the two programs' mains and the client.
 CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c
+CLIENT_ONLY := volumed/volctl.c
 MAIN_SRCS   := volumed/main.c
-CORE_SRCS   := $(filter-out $(CLIENT_SRCS) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
+CORE_SRCS   := $(filter-out $(CLIENT_ONLY) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
 	$(wildcard drivers/*.c) $(wildcard docker-plugin/*.c) $(wildcard csi/*.c) \
 	drivers/fuse/nfs_url.c
 COMMON_SRCS := volumed/err.c volumed/log.c volumed/names.c

@@ -29,6 +29,14 @@ struct vd_driver_ops {
 	/* 1 when a volume can be used from several nodes at once (a network
 	 * file system): multi-writer access modes are then allowed. */
 	int multi_node;
+	/* 1 when a volume's storage is on the node that made it (a directory, an
+	 * image file): it is provisioned there and used nowhere else. */
+	int node_local;
+	/* 1 when the storage itself can shut a node out (iSCSI reservations):
+	 * a dead node's volume moves at once, fenced by the new node's stage
+	 * (its data then has "fence": true). Otherwise a move from a dead node
+	 * waits out the old node's lease, by which time it fenced itself. */
+	int storage_fence;
 
 	/* Reads settings; blocks (may create directories). Optional. */
 	int (*init)(const struct vd_driver_env *env, void **ret_priv, struct vd_err *err);
@@ -59,6 +67,13 @@ struct vd_driver_ops {
 	/* Node side: undoes stage. Blocks. Idempotent. Required. */
 	int (*unstage)(void *priv, const char *name, const json_t *spec,
 		       const json_t *data, struct vd_err *err);
+
+	/* Node side: stops every write of this host to the volume at once
+	 * (self-fencing, a forced release): its data path is cut, users get
+	 * EIO; unstage still follows. Blocks briefly. Optional (a driver with
+	 * nothing to cut: node-local storage). */
+	int (*fence)(void *priv, const char *name, const json_t *spec, const json_t *data,
+		     struct vd_err *err);
 
 	/* Node side: 1 when staged on this host, 0 when not, <0 on error.
 	 * Used when reconciling after a restart. Optional. */

@@ -155,25 +155,38 @@ pid_t vd_helper_pid(const char *dir, const char *mnt)
 	return pid && helper_is(pid, mnt) ? pid : helper_find(mnt);
 }
 
-void vd_helper_stop(const char *dir, const char *mnt)
+/* Waits term_ms for the helper to exit, then SIGTERM, 2 s later SIGKILL
+ * (at once when term_ms < 0). */
+static void stop_after(const char *dir, const char *mnt, int term_ms)
 {
 	char pidfile[PATH_MAX];
 	if (file_path(pidfile, dir, "helper.pid", NULL) < 0)
 		return;
 	pid_t pid = vd_helper_pid(dir, mnt);
+	int term = term_ms < 0 ? -1 : term_ms / 50, kill_at = term_ms < 0 ? 0 : term + 40;
 	for (int step = 0; pid; step++) {
 		waitpid(pid, NULL, WNOHANG);   /* our own child: reap it */
 		if (!helper_is(pid, mnt))
 			break;
-		if (step == HELPER_EXIT_MS / 50)
+		if (step == term)
 			kill(pid, SIGTERM);
-		else if (step == HELPER_EXIT_MS / 50 + 40)
+		else if (step == kill_at)
 			kill(pid, SIGKILL);
-		else if (step > HELPER_EXIT_MS / 50 + 80)
+		else if (step > kill_at + 40)
 			break;
 		sleep_ms(50);
 	}
 	unlink(pidfile);
+}
+
+void vd_helper_stop(const char *dir, const char *mnt)
+{
+	stop_after(dir, mnt, HELPER_EXIT_MS);
+}
+
+void vd_helper_kill(const char *dir, const char *mnt)
+{
+	stop_after(dir, mnt, -1);
 }
 
 /* Reads the helper's ready line from fd until the deadline. */

@@ -35,6 +35,10 @@ int vd_helper_start(const struct vd_helper_run *run, struct vd_err *err);
  * unmounted), then SIGTERM, then SIGKILL; removes the pid file. */
 void vd_helper_stop(const char *dir, const char *mnt);
 
+/* Kills the helper serving mnt at once (SIGKILL): its FUSE mount is cut,
+ * every user gets an error, nothing more reaches the storage (fencing). */
+void vd_helper_kill(const char *dir, const char *mnt);
+
 /* The pid of the helper serving mnt (pid file, else /proc), 0 when none. */
 pid_t vd_helper_pid(const char *dir, const char *mnt);
 

@@ -321,9 +321,12 @@ static int lun_attach(struct iscsi_drv *d, struct pool *p, const char *name,
 		return r < 0 ? r : 0;   /* 1: attached already, or adopted */
 	r = helper_run(d, p, &loc, np, 0, err);
 	uint64_t holder = r == -EBUSY ? holder_in(vd_err_msg(err)) : 0;
-	if (r == -EBUSY && s->preempt && holder) {
+	/* data "fence": the controller moved the volume from a dead node */
+	int preempt = s->preempt || json_is_true(json_object_get(data, "fence"));
+	if (r == -EBUSY && preempt && holder) {
 		vd_log(VD_LOG_WARN, "iscsi: volume %s is held by reservation key 0x%016" PRIx64
-		       "; preempting it (the volume allows preemption)", name, holder);
+		       "; preempting it (%s)", name, holder, s->preempt ? "the volume allows "
+		       "preemption" : "the controller moved it from a dead node");
 		vd_err_clear(err);
 		r = helper_run(d, p, &loc, np, holder, err);
 	} else if (r == -EBUSY) {
@@ -393,6 +396,23 @@ static int iscsi_unstage_op(void *priv, const char *name, const json_t *spec,
 		return vd_err_set(err, -EBUSY, "volume %s is in use on %s (a process has files "
 				  "open there); stop it first", name, np.mnt);
 	return r < 0 ? r : lun_detach(&np, err);
+}
+
+static int iscsi_fence_op(void *priv, const char *name, const json_t *spec, const json_t *data,
+			  struct vd_err *err)
+{
+	struct iscsi_drv *d = priv;
+	struct vd_iscsi_spec s;
+	struct node_paths np;
+	struct pool *p;
+	(void)data;
+	int r = volume_get(d, spec, &s, &p, err);
+	if (r == 0)
+		r = node_paths(d, p, name, &np, err);
+	if (r < 0)
+		return r;
+	vd_helper_kill(np.dir, np.lun);   /* the loop device's I/O fails from now on */
+	return 0;
 }
 
 static int iscsi_is_staged_op(void *priv, const char *name, const json_t *spec,
@@ -706,6 +726,7 @@ fail:
 const struct vd_driver_ops vd_driver_iscsi = {
 	.name = "iscsi",
 	.multi_node = 0,
+	.storage_fence = 1,
 	.init = iscsi_init,
 	.fini = iscsi_fini,
 	.parse_options = iscsi_parse_options_op,
@@ -714,6 +735,7 @@ const struct vd_driver_ops vd_driver_iscsi = {
 	.stage = iscsi_stage_op,
 	.unstage = iscsi_unstage_op,
 	.is_staged = iscsi_is_staged_op,
+	.fence = iscsi_fence_op,
 	.mountpoint = iscsi_mountpoint_op,
 	.describe = iscsi_describe_op,
 	.spec_size = iscsi_spec_size_op,

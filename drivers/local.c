@@ -1316,6 +1316,7 @@ fail:
 
 const struct vd_driver_ops vd_driver_local = {
 	.name = "local",
+	.node_local = 1,
 	.init = local_init,
 	.fini = local_fini,
 	.parse_options = local_parse_options,

@@ -1042,6 +1042,27 @@ static int nfs_unstage_op(void *priv, const char *name, const json_t *spec, cons
 	return 0;
 }
 
+static int nfs_fence_op(void *priv, const char *name, const json_t *spec, const json_t *data,
+			struct vd_err *err)
+{
+	struct nfs_drv *d = priv;
+	const struct vd_nfs_backend *b;
+	struct vd_nfs_spec s;
+	char dir[PATH_MAX], mnt[PATH_MAX];
+	(void)data;
+	int r = volume_get(d, name, spec, &s, &b, err);
+	if (r == 0)
+		r = mnt_path(d, b, name, NULL, dir, err);
+	if (r == 0)
+		r = mnt_path(d, b, name, "mnt", mnt, err);
+	if (r < 0)
+		return r;
+	vd_helper_kill(dir, mnt);   /* FUSE: no more requests reach the server */
+	if (umount2(mnt, MNT_FORCE | MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT)
+		return vd_err_set(err, -errno, "fence %s: unmount %s: %s", name, mnt, strerror(errno));
+	return 0;
+}
+
 static int nfs_is_staged_op(void *priv, const char *name, const json_t *spec, const json_t *data,
 			    struct vd_err *err)
 {
@@ -1187,6 +1208,7 @@ const struct vd_driver_ops vd_driver_nfs = {
 	.stage = nfs_stage_op,
 	.unstage = nfs_unstage_op,
 	.is_staged = nfs_is_staged_op,
+	.fence = nfs_fence_op,
 	.mountpoint = nfs_mountpoint_op,
 	.describe = nfs_describe_op,
 	.spec_size = nfs_spec_size_op,

@@ -18,6 +18,7 @@ struct vd_mount_opts {
 	unsigned long flags;    /* MS_* bits for the bind (see bind.h) */
 	int set_group;          /* give the file system's root to group, setgid */
 	unsigned group;         /* and group-writable (Kubernetes' fsGroup) */
+	int force;              /* take it from another node even while in use there */
 };
 
 #endif

@@ -17,8 +17,12 @@
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define VOLUMES_PREFIX "/v1/volumes/"
+#define NODES_PREFIX "/v1/nodes/"
 #define ROUTES_HELP "GET /v1/status, GET|POST /v1/volumes, GET|DELETE /v1/volumes/NAME, " \
-	"POST /v1/volumes/NAME/mount, POST /v1/volumes/NAME/unmount"
+	"POST /v1/volumes/NAME/mount, POST /v1/volumes/NAME/unmount, " \
+	"POST /v1/volumes/NAME/move, GET /v1/nodes; between nodes and the controller: " \
+	"POST /v1/volumes/NAME/attach|detach, GET /v1/volumes/NAME/document, " \
+	"GET /v1/documents, POST /v1/nodes/NODE/heartbeat, GET /v1/nodes/NODE/attached"
 
 /* One request on its way through: what the route handlers read and set. */
 struct call {
@@ -39,7 +43,8 @@ struct route_op {
 
 struct route {
 	const char *pattern;  /* for messages */
-	bool has_name;
+	bool has_name;        /* a NAME after prefix */
+	const char *prefix;   /* NULL: VOLUMES_PREFIX */
 	const char *action;   /* "mount" in /v1/volumes/NAME/mount, else NULL */
 	const char *allowed;  /* for 405 messages */
 	struct route_op ops[2];
@@ -54,7 +59,14 @@ struct field {
 
 static const char *want_type_name(json_type type)
 {
-	return type == JSON_OBJECT ? "an object" : "a string";
+	return type == JSON_OBJECT ? "an object" : type == JSON_TRUE ? "a boolean"
+		: type == JSON_ARRAY ? "an array" : "a string";
+}
+
+/* JSON_TRUE in a schema stands for either boolean. */
+static bool type_ok(const json_t *v, json_type want)
+{
+	return json_typeof(v) == want || (want == JSON_TRUE && json_is_boolean(v));
 }
 
 static const struct field *field_find(const struct field *fields, size_t n, const char *key)
@@ -77,7 +89,7 @@ static int fields_check(const json_t *body, const struct field *fields, size_t n
 		if (!f)
 			return vd_err_set(err, -EINVAL, "unknown field '%.64s' in the request body; "
 					  "allowed: %s", key, allowed);
-		if (!json_is_null(v) && json_typeof(v) != f->type)
+		if (!json_is_null(v) && !type_ok(v, f->type))
 			return vd_err_set(err, -EINVAL, "field '%s' must be %s, got %s",
 					  key, want_type_name(f->type), vd_json_type_name(v));
 	}
@@ -135,9 +147,10 @@ static int route_create(struct call *c, struct vd_err *err)
 		{ "name", JSON_STRING, true },
 		{ "driver", JSON_STRING, false },
 		{ "options", JSON_OBJECT, false },
+		{ "home", JSON_STRING, false },
 	};
 	int r = fields_check(c->body, fields, ARRAY_SIZE(fields), "name (string), driver (string), "
-			     "options (object of strings)", err);
+			     "options (object of strings), home (string: a node)", err);
 	if (r < 0)
 		return r;
 	const char *name = body_string(c, "name");
@@ -151,7 +164,8 @@ static int route_create(struct call *c, struct vd_err *err)
 	r = opts ? options_check(opts, err) : 0;
 	if (r < 0)
 		return r;
-	r = vd_core_create(c->core, name, body_string(c, "driver"), opts, err);
+	r = vd_core_create_at(c->core, name, body_string(c, "driver"), opts, body_string(c, "home"),
+			      err);
 	if (r < 0)
 		return r;
 	json_t *view;
@@ -209,15 +223,106 @@ static int route_unmount(struct call *c, struct vd_err *err)
 	return r < 0 ? r : reply_new(c, json_object(), 200);
 }
 
+static int route_move(struct call *c, struct vd_err *err)
+{
+	static const struct field fields[] = { { "to", JSON_STRING, true },
+					       { "force", JSON_TRUE, false } };
+	int r = fields_check(c->body, fields, ARRAY_SIZE(fields), "to (string: a node), force "
+			     "(boolean)", err);
+	if (r == 0)
+		r = vd_core_move(c->core, c->name, body_string(c, "to"),
+				 json_is_true(json_object_get(c->body, "force")), err);
+	json_t *view;
+	if (r == 0)
+		r = vd_core_inspect(c->core, c->name, &view, err);
+	return r < 0 ? r : reply_new(c, view, 200);
+}
+
+static int route_nodes(struct call *c, struct vd_err *err)
+{
+	json_t *nodes;
+	int r = vd_core_nodes(c->core, &nodes, err);
+	return r < 0 ? r : reply_new(c, json_pack("{s:o}", "nodes", nodes), 200);
+}
+
+static int route_attach(struct call *c, struct vd_err *err)
+{
+	static const struct field fields[] = { { "node", JSON_STRING, true },
+					       { "access", JSON_STRING, false },
+					       { "force", JSON_TRUE, false } };
+	json_t *doc;
+	int r = fields_check(c->body, fields, ARRAY_SIZE(fields), "node (string), access "
+			     "(single, multi, readonly), force (boolean)", err);
+	if (r == 0)
+		r = vd_core_attach(c->core, c->name, body_string(c, "node"), body_string(c, "access"),
+				   json_is_true(json_object_get(c->body, "force")), &doc, err);
+	return r < 0 ? r : reply_new(c, json_pack("{s:o}", "document", doc), 200);
+}
+
+static int route_detach(struct call *c, struct vd_err *err)
+{
+	static const struct field fields[] = { { "node", JSON_STRING, true } };
+	int r = fields_check(c->body, fields, ARRAY_SIZE(fields), "node (string)", err);
+	if (r == 0)
+		r = vd_core_detach(c->core, c->name, body_string(c, "node"), err);
+	return r < 0 ? r : reply_new(c, json_object(), 200);
+}
+
+static int route_document(struct call *c, struct vd_err *err)
+{
+	json_t *doc;
+	int r = vd_core_document(c->core, c->name, &doc, err);
+	return r < 0 ? r : reply_new(c, json_pack("{s:o}", "document", doc), 200);
+}
+
+static int route_documents(struct call *c, struct vd_err *err)
+{
+	json_t *docs;
+	int r = vd_core_documents(c->core, &docs, err);
+	return r < 0 ? r : reply_new(c, json_pack("{s:o}", "documents", docs), 200);
+}
+
+static int route_heartbeat(struct call *c, struct vd_err *err)
+{
+	static const struct field fields[] = { { "refused", JSON_ARRAY, false } };
+	json_t *reply;
+	int r = c->body ? fields_check(c->body, fields, ARRAY_SIZE(fields), "refused (array)", err)
+		: 0;
+	if (r == 0)
+		r = vd_core_heartbeat(c->core, c->name, c->body, &reply, err);
+	return r < 0 ? r : reply_new(c, reply, 200);
+}
+
+static int route_attached(struct call *c, struct vd_err *err)
+{
+	json_t *names;
+	int r = vd_core_attached(c->core, c->name, &names, err);
+	return r < 0 ? r : reply_new(c, json_pack("{s:o}", "volumes", names), 200);
+}
+
 static const struct route routes[] = {
-	{ "/v1/status", false, NULL, "GET", { { "GET", "status", route_status } } },
-	{ "/v1/volumes", false, NULL, "GET, POST",
+	{ "/v1/status", false, NULL, NULL, "GET", { { "GET", "status", route_status } } },
+	{ "/v1/volumes", false, NULL, NULL, "GET, POST",
 	  { { "GET", "list", route_list }, { "POST", "create", route_create } } },
-	{ "/v1/volumes/NAME", true, NULL, "GET, DELETE",
+	{ "/v1/volumes/NAME", true, NULL, NULL, "GET, DELETE",
 	  { { "GET", "inspect", route_inspect }, { "DELETE", "remove", route_remove } } },
-	{ "/v1/volumes/NAME/mount", true, "mount", "POST", { { "POST", "mount", route_mount } } },
-	{ "/v1/volumes/NAME/unmount", true, "unmount", "POST",
+	{ "/v1/volumes/NAME/mount", true, NULL, "mount", "POST",
+	  { { "POST", "mount", route_mount } } },
+	{ "/v1/volumes/NAME/unmount", true, NULL, "unmount", "POST",
 	  { { "POST", "unmount", route_unmount } } },
+	{ "/v1/volumes/NAME/move", true, NULL, "move", "POST", { { "POST", "move", route_move } } },
+	{ "/v1/volumes/NAME/attach", true, NULL, "attach", "POST",
+	  { { "POST", "attach", route_attach } } },
+	{ "/v1/volumes/NAME/detach", true, NULL, "detach", "POST",
+	  { { "POST", "detach", route_detach } } },
+	{ "/v1/volumes/NAME/document", true, NULL, "document", "GET",
+	  { { "GET", "document", route_document } } },
+	{ "/v1/documents", false, NULL, NULL, "GET", { { "GET", "documents", route_documents } } },
+	{ "/v1/nodes", false, NULL, NULL, "GET", { { "GET", "nodes", route_nodes } } },
+	{ "/v1/nodes/NODE/heartbeat", true, NODES_PREFIX, "heartbeat", "POST",
+	  { { "POST", "heartbeat", route_heartbeat } } },
+	{ "/v1/nodes/NODE/attached", true, NODES_PREFIX, "attached", "GET",
+	  { { "GET", "attached", route_attached } } },
 };
 
 /* Does path match r? For routes with a NAME, *ret_name is a malloc'd copy
@@ -226,9 +331,10 @@ static bool route_match(const struct route *r, const char *path, char **ret_name
 {
 	if (!r->has_name)
 		return strcmp(path, r->pattern) == 0;
-	if (strncmp(path, VOLUMES_PREFIX, strlen(VOLUMES_PREFIX)) != 0)
+	const char *prefix = r->prefix ? r->prefix : VOLUMES_PREFIX;
+	if (strncmp(path, prefix, strlen(prefix)) != 0)
 		return false;
-	const char *rest = path + strlen(VOLUMES_PREFIX);
+	const char *rest = path + strlen(prefix);
 	size_t len = strlen(rest);
 	if (r->action) {
 		size_t alen = strlen(r->action);

@@ -14,16 +14,37 @@
 #include "docset.h"
 #include "log.h"
 #include "names.h"
+#include "nodes.h"
 
 struct vd_catalog {
 	const struct vd_backends *backends;
 	struct vd_docset *docs;
+	/* cluster (vd_catalog_cluster); nodes NULL: one node, no moves */
+	struct vd_nodes *nodes;
+	char *self_node;
+	int move_wait_ms;
+	int preempt_default;
 };
+
+/* Where a node-local volume's storage is: "home", NULL for the others. */
+static const char *home_of(const json_t *doc)
+{
+	return json_string_value(json_object_get(doc, "home"));
+}
+
+/* 1 when the storage is another node's to provision and remove. */
+static int elsewhere(const struct vd_catalog *c, const json_t *doc)
+{
+	const char *home = home_of(doc);
+	return home && c->self_node && strcmp(home, c->self_node) != 0;
+}
 
 static int storage_remove(struct vd_catalog *c, const char *name, const json_t *doc,
 			  struct vd_err *err)
 {
 	const struct vd_backend *b;
+	if (elsewhere(c, doc))
+		return 0;   /* its node removes it (it asked for this) */
 	int r = vd_backend_get(c->backends, vd_doc_str(doc, "driver"), &b, err);
 	if (r < 0)
 		return r;
@@ -126,6 +147,7 @@ void vd_catalog_free(struct vd_catalog *catalog)
 	if (!catalog)
 		return;
 	vd_docset_free(catalog->docs);
+	free(catalog->self_node);
 	free(catalog);
 }
 
@@ -220,15 +242,26 @@ static int check_same_source(const json_t *doc, const struct vd_source *src, con
 			  "remove it first or use a new name", name);
 }
 
+static int check_same_home(const json_t *doc, const char *home, const char *name,
+			   struct vd_err *err)
+{
+	const char *have = home_of(doc);
+	if (!have || !home || strcmp(have, home) == 0)
+		return 0;
+	return vd_err_set(err, -EEXIST, "volume %s already exists on node %s", name, have);
+}
+
 static int create_locked(struct vd_catalog *c, const char *name, const struct vd_backend *b,
 			 const json_t *opts, json_t *spec, const struct vd_source *src,
-			 struct vd_err *err)
+			 const char *home, struct vd_err *err)
 {
 	json_t *existing = vd_docset_get(c->docs, name);
 	if (existing) {
 		int r = check_same(existing, b->ops->name, spec, name, err);
 		if (r == 0)
 			r = check_same_source(existing, src, name, err);
+		if (r == 0)
+			r = check_same_home(existing, home, name, err);
 		json_decref(existing);
 		json_decref(spec);
 		return r;
@@ -236,8 +269,13 @@ static int create_locked(struct vd_catalog *c, const char *name, const struct vd
 	json_t *doc = doc_new(name, b->ops->name, opts, spec, src);
 	if (!doc)
 		return vd_err_set(err, -ENOMEM, "out of memory");
+	if (b->ops->node_local && (home || c->self_node))
+		json_object_set_new(doc, "home", json_string(home ? home : c->self_node));
 	int r = vd_docset_put(c->docs, name, doc, 0, err);
-	if (r == 0 && (r = create_storage(c, b, name, doc, src, err)) < 0) {
+	if (r == 0 && elsewhere(c, doc)) {   /* its node provisions it */
+		json_object_set_new(doc, "state", json_string("ready"));
+		r = vd_docset_put(c->docs, name, doc, 1, err);
+	} else if (r == 0 && (r = create_storage(c, b, name, doc, src, err)) < 0) {
 		struct vd_err ignored = VD_ERR_INIT;
 		vd_docset_delete(c->docs, name, doc, &ignored);
 	}
@@ -248,15 +286,26 @@ static int create_locked(struct vd_catalog *c, const char *name, const struct vd
 int vd_catalog_create_from(struct vd_catalog *catalog, const char *name, const char *driver,
 			   const json_t *opts, const struct vd_source *src, struct vd_err *err)
 {
+	return vd_catalog_create_at(catalog, name, driver, opts, src, NULL, err);
+}
+
+int vd_catalog_create_at(struct vd_catalog *catalog, const char *name, const char *driver,
+			 const json_t *opts, const struct vd_source *src, const char *home,
+			 struct vd_err *err)
+{
 	const struct vd_backend *b;
 	json_t *spec = NULL;
 	int r = vd_name_check(name, err);
 	if (r < 0 || (r = vd_backend_get(catalog->backends, driver, &b, err)) < 0)
 		return r;
+	if (home && (r = vd_name_check(home, err)) < 0)
+		return vd_err_prefix(err, "home node");
+	if (home && !b->ops->node_local)
+		home = NULL;   /* network storage has no home */
 	if ((r = b->ops->parse_options(b->priv, opts, &spec, err)) < 0)
 		return r;
 	struct vd_lock *lock = vd_docset_lock(catalog->docs, name);
-	r = create_locked(catalog, name, b, opts, spec, src, err);
+	r = create_locked(catalog, name, b, opts, spec, src, home, err);
 	vd_docset_unlock(catalog->docs, lock);
 	return r;
 }
@@ -422,40 +471,93 @@ static const char *attachment_access(const json_t *attachment)
 	return a ? a : "single";
 }
 
-/* -EBUSY when another node's attachment excludes node_id's access. */
-static int attach_allowed(struct vd_catalog *c, const json_t *doc, const char *name,
-			  const char *node_id, enum vd_access access, struct vd_err *err)
+/* The node whose attachment excludes node_id's access, or NULL. */
+static const char *conflicting_node(const json_t *doc, const char *node_id, enum vd_access access)
 {
 	const char *node;
 	json_t *a;
-	const struct vd_backend *b = vd_backend_find(c->backends, vd_doc_str(doc, "driver"));
-	if (access == VD_ACCESS_MULTI && b && !b->ops->multi_node)
-		return vd_err_set(err, -EINVAL, "volume %s (driver %s) lives on one node; "
-				  "multi-node writer access needs a network driver such as nfs",
-				  name, b->ops->name);
 	json_object_foreach(json_object_get(doc, "attachments"), node, a) {
 		if (strcmp(node, node_id) == 0)
 			continue;
 		if (access == VD_ACCESS_SINGLE || strcmp(attachment_access(a), "single") == 0)
-			return vd_err_set(err, -EBUSY, "volume %s is in use on node %s (%s access); "
-					  "release it there first, or use an access mode that "
-					  "several nodes can share", name, node, attachment_access(a));
+			return node;
 	}
+	return NULL;
+}
+
+/* -EINVAL when the driver or the volume's home rules node_id out. */
+static int usable_here(const struct vd_backend *b, const json_t *doc, const char *name,
+		       const char *node_id, enum vd_access access, struct vd_err *err)
+{
+	const char *home = json_string_value(json_object_get(doc, "home"));
+	if (access == VD_ACCESS_MULTI && b && !b->ops->multi_node)
+		return vd_err_set(err, -EINVAL, "volume %s (driver %s) lives on one node; "
+				  "multi-node writer access needs a network driver such as nfs",
+				  name, b->ops->name);
+	if (home && strcmp(home, node_id) != 0)
+		return vd_err_set(err, -EINVAL, "volume %s (driver %s) lives on node %s; it cannot "
+				  "be used on node %s (use a network driver for volumes that "
+				  "move)", name, b ? b->ops->name : "?", home, node_id);
 	return 0;
 }
 
+/* What to do about node other holding what node_id asks for: 0 it is gone
+ * (dead: take over, *ret_fence set when the storage fences it), -EAGAIN
+ * wait (it was asked to let go), -EBUSY no. Caller holds name's lock. */
+static int move_from(struct vd_catalog *c, const struct vd_backend *b, const json_t *doc,
+		     const char *name, const char *other, int force, int *ret_fence,
+		     struct vd_err *err)
+{
+	char why[256];
+	const char *pre = json_string_value(json_object_get(json_object_get(doc, "spec"), "preempt"));
+	force |= c->preempt_default || json_is_true(json_object_get(json_object_get(doc, "spec"),
+								       "preempt")) ||
+		 (pre && strcmp(pre, "true") == 0);
+	if (!c->nodes || strcmp(other, c->self_node) == 0)
+		return vd_err_set(err, -EBUSY, "volume %s is in use on node %s; release it there "
+				  "first (stop its containers, or unpublish it)", name, other);
+	enum vd_node_state st = vd_nodes_state(c->nodes, other);
+	double age = vd_nodes_age_ms(c->nodes, other), lease = vd_nodes_lease_ms(c->nodes);
+	if (st == VD_NODE_DEAD && (b->ops->storage_fence || age < 0 || age >= lease * 1.5)) {
+		*ret_fence = b->ops->storage_fence;
+		vd_log(VD_LOG_WARN, "catalog volume=%s: node %s is dead (%.0f ms without a "
+		       "heartbeat): moving the volume%s", name, other, age,
+		       b->ops->storage_fence ? ", fenced at the storage" : " after its lease");
+		return 0;
+	}
+	if (st == VD_NODE_DEAD)
+		return -EAGAIN;   /* its agent fences itself by lease * 1.5 */
+	if (!force && vd_nodes_refusal(c->nodes, other, name, why, sizeof(why)))
+		return vd_err_set(err, -EBUSY, "volume %s is in use on node %s (%s); stop its users "
+				  "there, or move it with force (volctl move --force, or the "
+				  "volume option preempt=true)", name, other, why);
+	vd_nodes_ask(c->nodes, other, "release", name, force);
+	return -EAGAIN;
+}
+
 /* Publishes a copy of name's document with node_id's attachment set
- * (attach) or dropped (!attach). Caller holds name's lock. */
+ * (attach) or dropped (!attach); a dead holder's attachment is dropped
+ * (moved). Caller holds name's lock. -EAGAIN with *ret_wait: wait for the
+ * node named there to let go, then try again. */
 static int attachment_change(struct vd_catalog *c, const char *name, const char *node_id,
-			     int attach, enum vd_access access, json_t **ret_doc,
-			     struct vd_err *err)
+			     int attach, enum vd_access access, int force, json_t **ret_doc,
+			     char *ret_wait, struct vd_err *err)
 {
 	json_t *doc = vd_docset_get(c->docs, name);
 	if (!doc)
 		return attach ? not_found(name, err) : 0;
+	const struct vd_backend *b = vd_backend_find(c->backends, vd_doc_str(doc, "driver"));
 	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
-	int r = attach && !present ? attach_allowed(c, doc, name, node_id, access, err) : 0;
-	if (r == 0 && present != attach) {
+	int r = attach && !present ? usable_here(b, doc, name, node_id, access, err) : 0;
+	int fence = 0;
+	const char *other = r == 0 && attach && !present ? conflicting_node(doc, node_id, access)
+		: NULL;
+	char moved[256] = "";
+	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, err)) == -EAGAIN)
+		snprintf(ret_wait, 256, "%s", other);
+	else if (other && r == 0)
+		snprintf(moved, sizeof(moved), "%s", other);
+	if (r == 0 && (present != attach || *moved)) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);
 		json_decref(doc);
@@ -464,6 +566,8 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 			return vd_err_set(err, -ENOMEM, "out of memory");
 		json_t *attachments = json_object_get(doc, "attachments");
 		vd_time_rfc3339(since, sizeof(since));
+		if (*moved)
+			json_object_del(attachments, moved);
 		if (attach)
 			json_object_set_new(attachments, node_id,
 					    json_pack("{s:s, s:s}", "since", since, "access",
@@ -472,31 +576,57 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 			json_object_del(attachments, node_id);
 		r = vd_docset_put(c->docs, name, doc, 1, err);
 	}
-	if (r == 0 && ret_doc)
+	if (r == 0 && ret_doc && fence) {   /* the new node's stage fences the old one */
+		json_t *copy = json_deep_copy(doc);
+		json_t *data = json_object_get(copy, "data");
+		if (json_is_object(data))
+			json_object_set_new(data, "fence", json_true());
+		*ret_doc = copy;
+	} else if (r == 0 && ret_doc) {
 		*ret_doc = json_incref(doc);
+	}
 	json_decref(doc);
 	return r;
 }
 
 static int ctl_change(void *ctl, const char *name, const char *node_id, int attach,
-		      enum vd_access access, json_t **ret_doc, struct vd_err *err)
+		      enum vd_access access, int force, json_t **ret_doc, char *ret_wait,
+		      struct vd_err *err)
 {
 	struct vd_catalog *c = ctl;
 	struct vd_lock *lock = vd_docset_lock(c->docs, name);
-	int r = attachment_change(c, name, node_id, attach, access, ret_doc, err);
+	int r = attachment_change(c, name, node_id, attach, access, force, ret_doc, ret_wait, err);
 	vd_docset_unlock(c->docs, lock);
+	if (r == 0 && !attach && c->nodes)
+		vd_nodes_signal(c->nodes);   /* a move may wait for this */
 	return r;
 }
 
+/* Attaches, waiting (at most move_wait_ms) for another node to let go. */
 static int ctl_attach(void *ctl, const char *name, const char *node_id, enum vd_access access,
-		      json_t **ret_doc, struct vd_err *err)
+		      int force, json_t **ret_doc, struct vd_err *err)
 {
-	return ctl_change(ctl, name, node_id, 1, access, ret_doc, err);
+	struct vd_catalog *c = ctl;
+	double deadline = vd_now_ms() + c->move_wait_ms;
+	char other[256] = "";
+	for (;;) {
+		int r = ctl_change(ctl, name, node_id, 1, access, force, ret_doc, other, err);
+		if (r != -EAGAIN)
+			return r;
+		double now = vd_now_ms();
+		if (now >= deadline)
+			return vd_err_set(err, -EBUSY, "volume %s is still in use on node %s after "
+					  "waiting %d ms for it to let go (node %s)", name, other,
+					  c->move_wait_ms, vd_node_state_name(vd_nodes_state(c->nodes,
+											      other)));
+		vd_nodes_wait(c->nodes, now + 200 < deadline ? now + 200 : deadline);
+	}
 }
 
 static int ctl_detach(void *ctl, const char *name, const char *node_id, struct vd_err *err)
 {
-	return ctl_change(ctl, name, node_id, 0, VD_ACCESS_SINGLE, NULL, err);
+	char unused[256];
+	return ctl_change(ctl, name, node_id, 0, VD_ACCESS_SINGLE, 0, NULL, unused, err);
 }
 
 static int ctl_attached(void *ctl, const char *node_id, json_t **ret_names, struct vd_err *err)
@@ -532,4 +662,14 @@ static const struct vd_controller_ops catalog_controller_ops = {
 struct vd_controller vd_catalog_controller(struct vd_catalog *catalog)
 {
 	return (struct vd_controller){ .ops = &catalog_controller_ops, .ctl = catalog };
+}
+
+void vd_catalog_cluster(struct vd_catalog *catalog, struct vd_nodes *nodes, const char *self_node,
+			int move_wait_ms, int preempt_default)
+{
+	catalog->nodes = nodes;
+	free(catalog->self_node);
+	catalog->self_node = self_node ? strdup(self_node) : NULL;
+	catalog->move_wait_ms = move_wait_ms;
+	catalog->preempt_default = preempt_default;
 }

@@ -38,6 +38,13 @@ struct vd_source {
 int vd_catalog_create_from(struct vd_catalog *catalog, const char *name, const char *driver,
 			   const json_t *opts, const struct vd_source *src, struct vd_err *err);
 
+/* Like create_from; a node-local volume (driver local) made for another
+ * node (home) is recorded only: that node provisions it, and only it may
+ * use it. home NULL: this node. */
+int vd_catalog_create_at(struct vd_catalog *catalog, const char *name, const char *driver,
+			 const json_t *opts, const struct vd_source *src, const char *home,
+			 struct vd_err *err);
+
 /* Grows a volume to at least new_size bytes; ret_size is its size after,
  * ret_node_pending whether its file system must still grow on its node. */
 int vd_catalog_expand(struct vd_catalog *catalog, const char *name, uint64_t new_size,
@@ -57,6 +64,17 @@ int vd_catalog_get(struct vd_catalog *catalog, const char *name, json_t **ret_do
 /* Shared references to every ready volume's document, sorted by name. */
 int vd_catalog_list(struct vd_catalog *catalog, json_t **ret_docs, struct vd_err *err);
 size_t vd_catalog_count(struct vd_catalog *catalog);
+
+/* Makes the catalog a cluster's controller: attachments across the nodes
+ * of the registry, moves between them (a single-writer volume asked for
+ * by node B while A holds it: A alive is asked to release it and B waits
+ * at most move_wait_ms; A dead moves it at once when the driver fences at
+ * the storage, else after 1.5 leases, when A has fenced itself). force,
+ * the volume's preempt option or preempt_default make A let go even while
+ * in use. Call before serving. */
+struct vd_nodes;
+void vd_catalog_cluster(struct vd_catalog *catalog, struct vd_nodes *nodes, const char *self_node,
+			int move_wait_ms, int preempt_default);
 
 /* The controller interface, served in-process by the catalog. */
 struct vd_controller vd_catalog_controller(struct vd_catalog *catalog);

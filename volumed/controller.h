@@ -12,10 +12,11 @@
 struct vd_controller_ops {
 	/* Records that node_id uses the volume and returns its document
 	 * ({"name","driver","spec","data",...}). Idempotent per node (the
-	 * first access recorded stays). -EBUSY naming the node when another
-	 * node's use excludes this one. */
+	 * first access recorded stays). When another node's use excludes this
+	 * one, the volume moves (see catalog.h) or -EBUSY names that node;
+	 * force asks the other node to let go even while in use. */
 	int (*attach)(void *ctl, const char *name, const char *node_id, enum vd_access access,
-		      json_t **ret_doc, struct vd_err *err);
+		      int force, json_t **ret_doc, struct vd_err *err);
 	/* Drops node_id's attachment. Idempotent: not attached is 0. */
 	int (*detach)(void *ctl, const char *name, const char *node_id, struct vd_err *err);
 	/* A shared read-only reference to the volume's document. */

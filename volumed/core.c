@@ -17,13 +17,22 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "agent.h"
 #include "backends.h"
 #include "catalog.h"
 #include "docset.h"
+#include "log.h"
 #include "names.h"
 #include "node.h"
+#include "nodes.h"
+#include "remote.h"
 #include "snapshots.h"
 
+#define LEASE_MS_DEFAULT 10000
+#define MOVE_WAIT_MS_DEFAULT 30000
+
+/* A controller (catalog, snapshots, nodes registry) or a node agent of a
+ * remote one (remote); a node agent either way (node, agent). */
 struct vd_core {
 	char *state_dir;
 	char *default_driver;
@@ -31,8 +40,48 @@ struct vd_core {
 	struct vd_backends *backends;
 	struct vd_catalog *catalog;
 	struct vd_snapshots *snapshots;
+	struct vd_nodes *nodes;
+	struct vd_remote *remote;
+	struct vd_controller ctl;       /* catalog's, or remote's */
 	struct vd_node *node;
+	struct vd_agent *agent;
+	int move_wait_ms, lease_ms;
 };
+
+static int local_heartbeat(void *link, const char *node_id, const json_t *report,
+			   json_t **ret_requests, struct vd_err *err)
+{
+	return vd_nodes_heartbeat(link, node_id, report, ret_requests, err);
+}
+
+static int controller_open(struct vd_core *core, const struct vd_core_config *cfg,
+			   struct vd_err *err)
+{
+	int r = vd_catalog_open(cfg->state_dir, core->backends, &core->catalog, err);
+	if (r == 0)
+		r = vd_snapshots_open(cfg->state_dir, core->backends, core->catalog,
+				      &core->snapshots, err);
+	if (r == 0)
+		r = vd_nodes_open(cfg->state_dir, core->lease_ms, &core->nodes, err);
+	if (r < 0)
+		return r;
+	vd_catalog_cluster(core->catalog, core->nodes, cfg->node_id, core->move_wait_ms,
+			   cfg->preempt);
+	core->ctl = vd_catalog_controller(core->catalog);
+	return 0;
+}
+
+/* Node, then its agent: heartbeats to the controller, in-process or not. */
+static int node_start(struct vd_core *core, const struct vd_core_config *cfg, struct vd_err *err)
+{
+	int r = vd_node_open(cfg->state_dir, cfg->node_id, core->backends, core->ctl, &core->node,
+			     err);
+	if (r < 0)
+		return r;
+	struct vd_agent_link link = core->remote ? vd_remote_link(core->remote)
+		: (struct vd_agent_link){ .heartbeat = local_heartbeat, .link = core->nodes };
+	return vd_agent_start(core->node, link, core->lease_ms, &core->agent, err);
+}
 
 /* mkdir -p, the last component private to root. */
 static int state_dir_make(const char *dir, struct vd_err *err)
@@ -68,15 +117,26 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 		vd_err_set(err, r, "out of memory");
 		goto fail;
 	}
+	core->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : LEASE_MS_DEFAULT;
+	core->move_wait_ms = cfg->move_wait_ms > 0 ? cfg->move_wait_ms : MOVE_WAIT_MS_DEFAULT;
+	int agent = cfg->controller_url && *cfg->controller_url;
 	if ((r = state_dir_make(cfg->state_dir, err)) < 0 ||
 	    (r = vd_backends_open(cfg->state_dir, cfg->node_id, cfg->drivers, &core->backends, err)) < 0 ||
 	    (r = vd_backend_get(core->backends, core->default_driver, &(const struct vd_backend *){ NULL },
-				err)) < 0 ||
-	    (r = vd_catalog_open(cfg->state_dir, core->backends, &core->catalog, err)) < 0 ||
-	    (r = vd_snapshots_open(cfg->state_dir, core->backends, core->catalog,
-				   &core->snapshots, err)) < 0 ||
-	    (r = vd_node_open(cfg->state_dir, cfg->node_id, core->backends,
-			      vd_catalog_controller(core->catalog), &core->node, err)) < 0)
+				err)) < 0)
+		goto fail;
+	if (agent) {
+		/* a request never waits longer than a move may, plus slack */
+		r = vd_remote_open(cfg->controller_url, cfg->token, cfg->ca_file,
+				   core->move_wait_ms + 10000L, &core->remote, err);
+		if (r == 0)
+			core->ctl = vd_remote_controller(core->remote);
+	} else {
+		r = controller_open(core, cfg, err);
+	}
+	if (r == 0)
+		r = node_start(core, cfg, err);
+	if (r < 0)
 		goto fail;
 	*ret_core = core;
 	return 0;
@@ -89,9 +149,12 @@ void vd_core_free(struct vd_core *core)
 {
 	if (!core)
 		return;
+	vd_agent_stop(core->agent);
 	vd_node_free(core->node);
 	vd_snapshots_free(core->snapshots);
 	vd_catalog_free(core->catalog);
+	vd_nodes_free(core->nodes);
+	vd_remote_free(core->remote);
 	vd_backends_free(core->backends);
 	free(core->default_driver);
 	free(core->state_dir);
@@ -126,6 +189,49 @@ static int driver_option(const json_t *opts, const char **driver, json_t **ret_o
 	return 0;
 }
 
+/* The catalog's documents: the controller's own, or asked of it. */
+static int doc_get(struct vd_core *core, const char *name, json_t **ret_doc, struct vd_err *err)
+{
+	return core->remote ? vd_remote_document(core->remote, name, ret_doc, err)
+		: vd_catalog_get(core->catalog, name, ret_doc, err);
+}
+
+static int docs_list(struct vd_core *core, json_t **ret_docs, struct vd_err *err)
+{
+	return core->remote ? vd_remote_documents(core->remote, ret_docs, err)
+		: vd_catalog_list(core->catalog, ret_docs, err);
+}
+
+static int controller_only(const struct vd_core *core, const char *what, struct vd_err *err)
+{
+	if (!core->remote)
+		return 0;
+	return vd_err_set(err, -EOPNOTSUPP, "%s is done by the controller; this volumed is a "
+			  "node agent (volctl --url CONTROLLER ...)", what);
+}
+
+/* A node agent creates through the controller; a node-local volume (a
+ * directory or image on this node) is then provisioned here, its home. */
+static int remote_create(struct vd_core *core, const char *name, const char *driver,
+			 const json_t *opts, struct vd_err *err)
+{
+	const struct vd_backend *b;
+	json_t *spec = NULL, *data = NULL;
+	int r = vd_backend_get(core->backends, driver, &b, err);
+	if (r == 0 && b->ops->node_local)
+		r = b->ops->parse_options(b->priv, opts, &spec, err);
+	if (r == 0)
+		r = vd_remote_create(core->remote, name, driver, opts,
+				     b->ops->node_local ? vd_node_id(core->node) : NULL, err);
+	if (r == 0 && b->ops->node_local && (r = b->ops->create(b->priv, name, spec, &data, err)) < 0) {
+		struct vd_err ignored = VD_ERR_INIT;
+		vd_remote_remove(core->remote, name, &ignored);
+	}
+	json_decref(data);
+	json_decref(spec);
+	return r;
+}
+
 int vd_core_create(struct vd_core *core, const char *name, const char *driver,
 		   const json_t *opts, struct vd_err *err)
 {
@@ -139,6 +245,12 @@ int vd_core_create_from(struct vd_core *core, const char *name, const char *driv
 	struct vd_source src = { snapshot, volume };
 	json_t *snap = NULL, *rest = NULL;
 	int r = driver_option(opts, &driver, &rest, err);
+	if (r == 0 && core->remote) {
+		r = snapshot || volume ? controller_only(core, "creating from a snapshot or volume", err)
+			: remote_create(core, name, driver ? driver : core->default_driver, rest, err);
+		json_decref(rest);
+		return r;
+	}
 	if (r == 0 && snapshot)
 		r = vd_snapshots_get(core->snapshots, snapshot, &snap, err);
 	/* A snapshot's content can only go into a volume of its own driver. */
@@ -153,8 +265,31 @@ int vd_core_create_from(struct vd_core *core, const char *name, const char *driv
 	return r;
 }
 
+/* A node-local volume is removed from the catalog, then from its home. */
+static int remote_remove(struct vd_core *core, const char *name, struct vd_err *err)
+{
+	json_t *doc;
+	const struct vd_backend *b = NULL;
+	int r = doc_get(core, name, &doc, err);
+	if (r < 0)
+		return r;
+	const char *home = json_string_value(json_object_get(doc, "home"));
+	b = vd_backend_find(core->backends, vd_doc_str(doc, "driver"));
+	if (home && strcmp(home, vd_node_id(core->node)) != 0)
+		r = vd_err_set(err, -EINVAL, "volume %s lives on node %s; remove it there", name, home);
+	if (r == 0)
+		r = vd_remote_remove(core->remote, name, err);
+	if (r == 0 && home && b)
+		r = b->ops->remove(b->priv, name, json_object_get(doc, "spec"),
+				   json_object_get(doc, "data"), err);
+	json_decref(doc);
+	return r;
+}
+
 int vd_core_remove(struct vd_core *core, const char *name, struct vd_err *err)
 {
+	if (core->remote)
+		return remote_remove(core, name, err);
 	return vd_catalog_remove(core->catalog, name, err);
 }
 
@@ -164,7 +299,7 @@ int vd_core_mount(struct vd_core *core, const char *name, const char *mount_id,
 {
 	struct vd_mount_opts o = { .access = VD_ACCESS_SINGLE };
 	json_t *doc = NULL;
-	if (vd_catalog_get(core->catalog, name, &doc, NULL) == 0) {
+	if (doc_get(core, name, &doc, NULL) == 0) {
 		const struct vd_backend *b = vd_backend_find(core->backends,
 							     vd_doc_str(doc, "driver"));
 		if (b && b->ops->multi_node)
@@ -185,10 +320,13 @@ const char *vd_core_node_id(const struct vd_core *core)
 	return vd_node_id(core->node);
 }
 
-/* One process, one node: the controller knows only its own node agent. */
+/* This node, or (on the controller) any node that registered. */
 int vd_core_node_known(const struct vd_core *core, const char *node_id)
 {
-	return node_id && strcmp(node_id, vd_node_id(core->node)) == 0;
+	if (!node_id)
+		return 0;
+	return strcmp(node_id, vd_node_id(core->node)) == 0 ||
+	       (core->nodes && vd_nodes_known(core->nodes, node_id));
 }
 
 static int node_check(const struct vd_core *core, const char *node_id, struct vd_err *err)
@@ -202,11 +340,11 @@ static int node_check(const struct vd_core *core, const char *node_id, struct vd
 int vd_core_publish(struct vd_core *core, const char *name, const char *node_id,
 		    enum vd_access access, struct vd_err *err)
 {
-	struct vd_controller ctl = vd_catalog_controller(core->catalog);
+	struct vd_controller ctl = core->ctl;
 	json_t *doc = NULL;
 	int r = node_check(core, node_id, err);
 	if (r == 0 && (r = vd_name_check(name, err)) == 0)
-		r = ctl.ops->attach(ctl.ctl, name, node_id, access, &doc, err);
+		r = ctl.ops->attach(ctl.ctl, name, node_id, access, 0, &doc, err);
 	json_decref(doc);
 	return r;
 }
@@ -214,7 +352,7 @@ int vd_core_publish(struct vd_core *core, const char *name, const char *node_id,
 int vd_core_unpublish(struct vd_core *core, const char *name, const char *node_id,
 		      struct vd_err *err)
 {
-	struct vd_controller ctl = vd_catalog_controller(core->catalog);
+	struct vd_controller ctl = core->ctl;
 	int r = node_check(core, node_id, err);
 	if (r < 0 || (r = vd_name_check(name, err)) < 0)
 		return r;
@@ -231,14 +369,16 @@ int vd_core_expand(struct vd_core *core, const char *name, uint64_t new_size,
 		   uint64_t *ret_size, int *ret_node_pending, struct vd_err *err)
 {
 	*ret_node_pending = 0;
-	return vd_catalog_expand(core->catalog, name, new_size, ret_size, ret_node_pending, err);
+	int r = controller_only(core, "expanding a volume", err);
+	return r < 0 ? r : vd_catalog_expand(core->catalog, name, new_size, ret_size,
+					     ret_node_pending, err);
 }
 
 int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *err)
 {
 	json_t *doc;
 	const struct vd_backend *b;
-	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	int r = doc_get(core, name, &doc, err);
 	if (r < 0)
 		return r;
 	r = vd_backend_get(core->backends, vd_doc_str(doc, "driver"), &b, err);
@@ -254,22 +394,29 @@ int vd_core_node_expand(struct vd_core *core, const char *name, struct vd_err *e
 int vd_core_snapshot_create(struct vd_core *core, const char *name, const char *source,
 			    json_t **ret_snapshot, struct vd_err *err)
 {
-	return vd_snapshots_create(core->snapshots, name, source, ret_snapshot, err);
+	int r = controller_only(core, "snapshots", err);
+	return r < 0 ? r : vd_snapshots_create(core->snapshots, name, source, ret_snapshot, err);
 }
 
 int vd_core_snapshot_delete(struct vd_core *core, const char *name, struct vd_err *err)
 {
-	return vd_snapshots_delete(core->snapshots, name, err);
+	int r = controller_only(core, "snapshots", err);
+	return r < 0 ? r : vd_snapshots_delete(core->snapshots, name, err);
 }
 
 int vd_core_snapshot_get(struct vd_core *core, const char *name, json_t **ret_snapshot,
 			 struct vd_err *err)
 {
-	return vd_snapshots_get(core->snapshots, name, ret_snapshot, err);
+	int r = controller_only(core, "snapshots", err);
+	return r < 0 ? r : vd_snapshots_get(core->snapshots, name, ret_snapshot, err);
 }
 
 int vd_core_snapshot_list(struct vd_core *core, json_t **ret_snapshots, struct vd_err *err)
 {
+	if (core->remote) {
+		*ret_snapshots = json_array();
+		return 0;
+	}
 	return vd_snapshots_list(core->snapshots, ret_snapshots, err);
 }
 
@@ -349,7 +496,7 @@ int vd_core_inspect(struct vd_core *core, const char *name, json_t **ret_view,
 		    struct vd_err *err)
 {
 	json_t *doc;
-	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	int r = doc_get(core, name, &doc, err);
 	if (r < 0)
 		return r;
 	json_t *view = view_of(core, doc);
@@ -378,7 +525,7 @@ int vd_core_inspect_live(struct vd_core *core, const char *name, json_t **ret_vi
 			 struct vd_err *err)
 {
 	json_t *doc;
-	int r = vd_catalog_get(core->catalog, name, &doc, err);
+	int r = doc_get(core, name, &doc, err);
 	if (r < 0)
 		return r;
 	json_t *view = view_of(core, doc);
@@ -395,7 +542,7 @@ int vd_core_list(struct vd_core *core, json_t **ret_views, struct vd_err *err)
 {
 	json_t *docs, *doc;
 	size_t i;
-	int r = vd_catalog_list(core->catalog, &docs, err);
+	int r = docs_list(core, &docs, err);
 	if (r < 0)
 		return r;
 	json_t *views = json_array();
@@ -437,7 +584,7 @@ int vd_core_foreach(struct vd_core *core, vd_core_visit_fn fn, void *userdata,
 {
 	json_t *docs, *doc;
 	size_t i;
-	int r = vd_catalog_list(core->catalog, &docs, err);
+	int r = docs_list(core, &docs, err);
 	if (r < 0)
 		return r;
 	json_array_foreach(docs, i, doc)
@@ -553,8 +700,9 @@ int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err
 		json_array_append_new(drivers, json_string(vd_drivers[i]->name));
 	json_t *status = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:o, s:I, s:I}",
 				   "version", VD_VERSION, "node_id", vd_node_id(core->node),
-				   "role", "controller+node", "state_dir", core->state_dir,
-				   "volumes", (json_int_t)vd_catalog_count(core->catalog),
+				   "role", core->remote ? "node" : "controller+node", "state_dir",
+				   core->state_dir, "volumes", (json_int_t)(core->catalog ?
+					vd_catalog_count(core->catalog) : 0),
 				   "mounted", (json_int_t)vd_node_mounted_count(core->node),
 				   "drivers", drivers, "uptime_s",
 				   (json_int_t)(time(NULL) - core->started), "rss_bytes",
@@ -562,5 +710,170 @@ int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err
 	if (!status)
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	*ret_status = status;
+	return 0;
+}
+
+/* ---- the cluster: the controller's side of node agents' calls ----------- */
+
+int vd_core_heartbeat(struct vd_core *core, const char *node_id, const json_t *report,
+		      json_t **ret_reply, struct vd_err *err)
+{
+	json_t *requests = NULL;
+	int r = controller_only(core, "a heartbeat", err);
+	if (r == 0)
+		r = vd_nodes_heartbeat(core->nodes, node_id, report, &requests, err);
+	if (r < 0)
+		return r;
+	*ret_reply = json_pack("{s:o, s:i}", "requests", requests, "lease_ms", core->lease_ms);
+	return *ret_reply ? 0 : vd_err_set(err, -ENOMEM, "out of memory");
+}
+
+/* Each node with what it has attached. */
+int vd_core_nodes(struct vd_core *core, json_t **ret_nodes, struct vd_err *err)
+{
+	json_t *nodes, *docs, *node, *doc, *reply;
+	size_t i, k;
+	if (core->remote) {
+		int r = vd_remote_request(core->remote, "GET", "/v1/nodes", NULL, &reply, err);
+		if (r == 0) {
+			*ret_nodes = json_incref(json_object_get(reply, "nodes"));
+			json_decref(reply);
+		}
+		return r;
+	}
+	int r = vd_nodes_list(core->nodes, &nodes, err);
+	if (r == 0 && (r = docs_list(core, &docs, err)) < 0)
+		json_decref(nodes);
+	if (r < 0)
+		return r;
+	json_array_foreach(nodes, i, node) {
+		json_t *names = json_array();
+		const char *id = json_string_value(json_object_get(node, "id"));
+		json_array_foreach(docs, k, doc)
+			if (json_object_get(json_object_get(doc, "attachments"), id))
+				json_array_append_new(names, json_string(vd_doc_str(doc, "name")));
+		json_object_set_new(node, "attached", names);
+	}
+	json_decref(docs);
+	*ret_nodes = nodes;
+	return 0;
+}
+
+static int access_parse(const char *name, enum vd_access *ret, struct vd_err *err)
+{
+	static const char *const names[] = { "single", "multi", "readonly" };
+	for (int i = 0; i < 3; i++)
+		if (name && strcmp(name, names[i]) == 0) {
+			*ret = (enum vd_access)i;
+			return 0;
+		}
+	return vd_err_set(err, -EINVAL, "access '%.32s' is not one of single, multi, readonly",
+			  name ? name : "");
+}
+
+int vd_core_attach(struct vd_core *core, const char *name, const char *node_id,
+		   const char *access, int force, json_t **ret_doc, struct vd_err *err)
+{
+	enum vd_access a = VD_ACCESS_SINGLE;
+	int r = controller_only(core, "attaching", err);
+	if (r == 0 && (r = vd_name_check(name, err)) == 0 && (r = vd_name_check(node_id, err)) == 0 &&
+	    (r = access ? access_parse(access, &a, err) : 0) == 0)
+		r = core->ctl.ops->attach(core->ctl.ctl, name, node_id, a, force, ret_doc, err);
+	return r;
+}
+
+int vd_core_detach(struct vd_core *core, const char *name, const char *node_id,
+		   struct vd_err *err)
+{
+	int r = controller_only(core, "detaching", err);
+	if (r == 0 && (r = vd_name_check(name, err)) == 0 && (r = vd_name_check(node_id, err)) == 0)
+		r = core->ctl.ops->detach(core->ctl.ctl, name, node_id, err);
+	return r;
+}
+
+int vd_core_document(struct vd_core *core, const char *name, json_t **ret_doc,
+		     struct vd_err *err)
+{
+	return doc_get(core, name, ret_doc, err);
+}
+
+int vd_core_documents(struct vd_core *core, json_t **ret_docs, struct vd_err *err)
+{
+	return docs_list(core, ret_docs, err);
+}
+
+int vd_core_attached(struct vd_core *core, const char *node_id, json_t **ret_names,
+		     struct vd_err *err)
+{
+	int r = vd_name_check(node_id, err);
+	return r < 0 ? r : core->ctl.ops->attached(core->ctl.ctl, node_id, ret_names, err);
+}
+
+int vd_core_create_at(struct vd_core *core, const char *name, const char *driver,
+		      const json_t *opts, const char *home, struct vd_err *err)
+{
+	json_t *rest = NULL;
+	if (!home || core->remote)
+		return vd_core_create(core, name, driver, opts, err);
+	int r = driver_option(opts, &driver, &rest, err);
+	if (r == 0)
+		r = vd_catalog_create_at(core->catalog, name, driver ? driver : core->default_driver,
+					 rest, NULL, home, err);
+	json_decref(rest);
+	return r;
+}
+
+/* 1 when node_id holds the volume now. */
+static int attached_to(struct vd_core *core, const char *name, const char *node_id)
+{
+	json_t *doc;
+	if (doc_get(core, name, &doc, NULL) < 0)
+		return 0;
+	int yes = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
+	json_decref(doc);
+	return yes;
+}
+
+/* By hand: node `to` is asked to mount the volume (its attach moves it,
+ * asking the holder to let go — forcibly with force); waits until it did,
+ * at most the move wait plus two leases. */
+int vd_core_move(struct vd_core *core, const char *name, const char *to, int force,
+		 struct vd_err *err)
+{
+	if (core->remote) {
+		char path[512];
+		json_t *body = json_pack("{s:s, s:b}", "to", to, "force", force);
+		snprintf(path, sizeof(path), "/v1/volumes/%s/move", name);
+		int r = vd_name_check(name, err);
+		if (r == 0)
+			r = vd_remote_request(core->remote, "POST", path, body, NULL, err);
+		json_decref(body);
+		return r;
+	}
+	json_t *doc;
+	int r = vd_name_check(name, err);
+	if (r == 0 && (r = vd_name_check(to, err)) == 0 && !vd_core_node_known(core, to))
+		r = vd_err_set(err, -ENOENT, "unknown node '%s' (volctl nodes lists them)", to);
+	if (r == 0 && (r = doc_get(core, name, &doc, err)) == 0)
+		json_decref(doc);
+	if (r < 0 || attached_to(core, name, to))
+		return r;
+	if (force && doc_get(core, name, &doc, NULL) == 0) {   /* make the holders let go */
+		const char *node;
+		json_t *a;
+		json_object_foreach(json_object_get(doc, "attachments"), node, a)
+			vd_nodes_ask(core->nodes, node, "release", name, 1);
+		json_decref(doc);
+	}
+	vd_nodes_ask(core->nodes, to, "mount", name, force);
+	double deadline = vd_now_ms() + core->move_wait_ms + 2.0 * core->lease_ms;
+	while (!attached_to(core, name, to)) {
+		if (vd_now_ms() >= deadline)
+			return vd_err_set(err, -ETIMEDOUT, "volume %s did not reach node %s within %.0f "
+					  "s; see both nodes' logs (volctl nodes shows their state)",
+					  name, to, (core->move_wait_ms + 2.0 * core->lease_ms) / 1000);
+		vd_nodes_wait(core->nodes, vd_now_ms() + 200);
+	}
+	vd_log(VD_LOG_INFO, "core volume=%s: moved to node %s%s", name, to, force ? " (forced)" : "");
 	return 0;
 }

@@ -24,6 +24,14 @@ struct vd_core_config {
 	const char *node_id;           /* this node's name */
 	const json_t *drivers;         /* {"local": {...settings}}, or NULL */
 	const char *default_driver;    /* NULL: "local" */
+	/* cluster: a node agent of the controller at controller_url (https),
+	 * or ("" / NULL) the controller itself */
+	const char *controller_url;
+	const char *token;             /* bearer token for controller_url */
+	const char *ca_file;           /* CA of the controller's certificate, or NULL */
+	int lease_ms;                  /* node lease (0: 10000) */
+	int move_wait_ms;              /* how long a move waits for the old node (0: 30000) */
+	int preempt;                   /* moves take volumes from busy nodes by default */
 };
 
 /* Opens the state, loads the catalog and reconciles this node's mount
@@ -146,5 +154,35 @@ int vd_core_list(struct vd_core *core, json_t **ret_views, struct vd_err *err);
 int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err);
 
 #define VD_VERSION "0.1.0"
+
+/* ---- the cluster (the controller's side of node agents' calls) ----
+ * On a node agent, nodes and move are asked of the controller; the others
+ * answer -EOPNOTSUPP. */
+
+/* A node's heartbeat: {"refused": [...]} in, {"requests","lease_ms"} out. */
+int vd_core_heartbeat(struct vd_core *core, const char *node_id, const json_t *report,
+		      json_t **ret_reply, struct vd_err *err);
+/* [{"id","state","last_heartbeat_ms","registered_at","attached":[names]}] */
+int vd_core_nodes(struct vd_core *core, json_t **ret_nodes, struct vd_err *err);
+/* node_id uses the volume (access "single", "multi", "readonly"; NULL:
+ * single), moving it from another node when it must (see catalog.h). */
+int vd_core_attach(struct vd_core *core, const char *name, const char *node_id,
+		   const char *access, int force, json_t **ret_doc, struct vd_err *err);
+int vd_core_detach(struct vd_core *core, const char *name, const char *node_id,
+		   struct vd_err *err);
+/* The catalog's document(s): what a node agent needs to stage a volume. */
+int vd_core_document(struct vd_core *core, const char *name, json_t **ret_doc,
+		     struct vd_err *err);
+int vd_core_documents(struct vd_core *core, json_t **ret_docs, struct vd_err *err);
+/* The names of the volumes attached to node_id. */
+int vd_core_attached(struct vd_core *core, const char *node_id, json_t **ret_names,
+		     struct vd_err *err);
+/* Create for node home (a node-local volume lives there; NULL: here). */
+int vd_core_create_at(struct vd_core *core, const char *name, const char *driver,
+		      const json_t *opts, const char *home, struct vd_err *err);
+/* Moves the volume to node `to` (which mounts it); force: its current
+ * node lets go even while in use. Blocks until done or timed out. */
+int vd_core_move(struct vd_core *core, const char *name, const char *to, int force,
+		 struct vd_err *err);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -101,12 +102,16 @@ static void release_quietly(struct vd_node *node, const char *name, const json_t
 		node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &ignored);
 }
 
-static json_t *record_new(const char *name, const json_t *doc, const char *path, int block)
+static const char *const access_names[] = { "single", "multi", "readonly" };
+
+static json_t *record_new(const char *name, const json_t *doc, const char *path, int block,
+			  enum vd_access access)
 {
-	return json_pack("{s:s, s:s, s:O, s:O, s:s, s:s, s:[], s:{}, s:I}", "volume", name,
+	return json_pack("{s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:[], s:{}, s:I}", "volume", name,
 			 "driver", vd_doc_str(doc, "driver"), "spec", json_object_get(doc, "spec"),
 			 "data", json_object_get(doc, "data"), "path", path, "mode",
-			 block ? "block" : "fs", "mount_ids", "binds", "revision", (json_int_t)0);
+			 block ? "block" : "fs", "access", access_names[access], "mount_ids",
+			 "binds", "revision", (json_int_t)0);
 }
 
 static const struct vd_mount_opts default_opts = { .access = VD_ACCESS_SINGLE };
@@ -134,7 +139,8 @@ static int mount_first(struct vd_node *node, const char *name, const char *id,
 {
 	json_t *doc, *record = NULL;
 	char *path = NULL;
-	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, &doc, err);
+	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, o->force, &doc,
+				      err);
 	if (r < 0)
 		return r;
 	if ((r = stage(node, name, doc, o->block, &path, err)) < 0) {
@@ -142,7 +148,7 @@ static int mount_first(struct vd_node *node, const char *name, const char *id,
 		node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &ignored);
 		goto out;
 	}
-	record = record_new(name, doc, path, o->block);
+	record = record_new(name, doc, path, o->block, o->access);
 	if (!record || record_add_id(record, id, o) < 0)
 		r = vd_err_set(err, -ENOMEM, "out of memory");
 	else
@@ -175,6 +181,25 @@ static int bind_same(const json_t *record, const char *name, const char *id,
 			  "(read-only or mount flags); unpublish it there first", name, o->target);
 }
 
+/* A fenced volume is used here again: the controller must give it back
+ * (it may have moved) before the data path is started again. */
+static int reattach(struct vd_node *node, const char *name, const json_t *record,
+		    const struct vd_mount_opts *o, struct vd_err *err)
+{
+	json_t *doc = NULL, *edit;
+	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, o->force,
+				      &doc, err);
+	json_decref(doc);
+	if (r == 0 && !(edit = vd_doc_edit(record)))
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+	if (r < 0)
+		return r;
+	json_object_del(edit, "fenced");
+	r = vd_docset_put(node->records, name, edit, 1, err);
+	json_decref(edit);
+	return r;
+}
+
 /* Another reference to a volume already staged here. */
 static int mount_again(struct vd_node *node, const char *name, const json_t *published,
 		       const char *id, const struct vd_mount_opts *o, char **ret_path,
@@ -188,6 +213,9 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 				  o->block ? "a block device" : "a file system");
 	int r = bind_same(published, name, id, o, err);
 	if (r < 0)
+		return r;
+	if (json_is_true(json_object_get(published, "fenced")) &&
+	    (r = reattach(node, name, published, o, err)) < 0)
 		return r;
 	if ((r = stage(node, name, published, o->block, &path, err)) < 0)  /* repairs a lost mount */
 		return r;
@@ -409,4 +437,96 @@ size_t vd_node_mounted_count(struct vd_node *node)
 const char *vd_node_id(const struct vd_node *node)
 {
 	return node->node_id;
+}
+
+/* Cuts the data path of a staged volume (driver fence), marks the record
+ * fenced: its users get EIO; a later mount asks the controller first. */
+static int fence_locked(struct vd_node *node, const char *name, const json_t *record,
+			struct vd_err *err)
+{
+	const struct vd_backend *b;
+	int r = record_backend(node, record, &b, err);
+	if (r == 0 && b->ops->fence)
+		r = b->ops->fence(b->priv, name, json_object_get(record, "spec"),
+				  json_object_get(record, "data"), err);
+	json_t *edit = r == 0 ? vd_doc_edit(record) : NULL;
+	if (r == 0 && !edit)
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+	if (r == 0) {
+		json_object_set_new(edit, "fenced", json_true());
+		r = vd_docset_put(node->records, name, edit, 1, err);
+	}
+	json_decref(edit);
+	return r;
+}
+
+/* Unmounts every bind of a record (lazily: users keep an unusable view). */
+static void binds_detach(const json_t *record)
+{
+	const char *id;
+	json_t *bind;
+	json_object_foreach(json_object_get(record, "binds"), id, bind)
+		umount2(vd_doc_str(bind, "target"), MNT_DETACH);
+}
+
+int vd_node_release(struct vd_node *node, const char *name, int force, struct vd_err *err)
+{
+	int r = vd_name_check(name, err);
+	if (r < 0)
+		return r;
+	struct vd_lock *lock = vd_docset_lock(node->records, name);
+	json_t *record = vd_docset_get(node->records, name);
+	size_t refs = record ? json_array_size(json_object_get(record, "mount_ids")) : 0;
+	if (refs && !force) {
+		r = vd_err_set(err, -EBUSY, "%zu mount%s on node %s use it", refs, refs == 1 ? "" : "s",
+			       node->node_id);
+	} else if (record) {
+		if (refs) {
+			vd_log(VD_LOG_WARN, "node volume=%s: released by force with %zu users; they "
+			       "get I/O errors from now on", name, refs);
+			r = fence_locked(node, name, record, err);
+			binds_detach(record);
+		}
+		json_t *edit = r == 0 ? vd_doc_edit(record) : NULL;
+		if (edit) {
+			json_array_clear(json_object_get(edit, "mount_ids"));
+			json_object_clear(json_object_get(edit, "binds"));
+			r = vd_docset_put(node->records, name, edit, 1, err);
+			if (r == 0)
+				r = release(node, name, edit, err);
+			json_decref(edit);
+		}
+	} else {
+		r = node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, err);
+	}
+	json_decref(record);
+	vd_docset_unlock(node->records, lock);
+	return r;
+}
+
+int vd_node_fence_single(struct vd_node *node, struct vd_err *err)
+{
+	json_t *records, *v;
+	size_t i;
+	int r = vd_docset_list(node->records, &records, err), count = 0;
+	if (r < 0)
+		return r;
+	json_array_foreach(records, i, v) {
+		const char *name = vd_doc_str(v, "volume");
+		const char *access = json_string_value(json_object_get(v, "access"));
+		if ((access && strcmp(access, "single") != 0) ||
+		    json_is_true(json_object_get(v, "fenced")))
+			continue;
+		struct vd_lock *lock = vd_docset_lock(node->records, name);
+		json_t *current = vd_docset_get(node->records, name);
+		struct vd_err e = VD_ERR_INIT;
+		if (current && fence_locked(node, name, current, &e) == 0)
+			count++;
+		else if (current)
+			vd_log(VD_LOG_ERROR, "node volume=%s: cannot fence: %s", name, vd_err_msg(&e));
+		json_decref(current);
+		vd_docset_unlock(node->records, lock);
+	}
+	json_decref(records);
+	return count;
 }

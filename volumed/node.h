@@ -42,6 +42,14 @@ int vd_node_unmount(struct vd_node *node, const char *name, const char *mount_id
 
 /* A shared read-only reference to name's record, or NULL when not mounted. */
 json_t *vd_node_record(struct vd_node *node, const char *name);
+
+/* The controller asks this node to let the volume go: unmounted and
+ * detached when nothing here uses it; -EBUSY naming the users otherwise,
+ * unless force: then its data path is cut first (users get EIO). */
+int vd_node_release(struct vd_node *node, const char *name, int force, struct vd_err *err);
+/* Self-fencing (no lease): cuts the data path of every single-writer
+ * volume staged here and marks it fenced. Returns how many. */
+int vd_node_fence_single(struct vd_node *node, struct vd_err *err);
 /* How many volumes are mounted here. */
 size_t vd_node_mounted_count(struct vd_node *node);
 const char *vd_node_id(const struct vd_node *node);

@@ -1,0 +1,150 @@
+/* agent.c — the node agent's heartbeat thread (see agent.h). */
+#include "agent.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+struct vd_agent {
+	struct vd_node *node;
+	struct vd_agent_link link;
+	int lease_ms;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int stopping;
+	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat */
+	double last_ok_ms;
+	int fenced, failing;
+};
+
+static void request_do(struct vd_agent *a, const json_t *req)
+{
+	const char *op = json_string_value(json_object_get(req, "op"));
+	const char *vol = json_string_value(json_object_get(req, "volume"));
+	int force = json_is_true(json_object_get(req, "force"));
+	struct vd_err err = VD_ERR_INIT;
+	char *path = NULL;
+	if (!op || !vol)
+		return;
+	int r = strcmp(op, "release") == 0 ? vd_node_release(a->node, vol, force, &err)
+		: strcmp(op, "mount") == 0 ? vd_node_mount(a->node, vol, "move", NULL, &path, &err)
+		: vd_err_set(&err, -EINVAL, "unknown request %s", op);
+	free(path);
+	if (r == 0) {
+		vd_log(VD_LOG_INFO, "agent: %s of volume %s done%s", op, vol, force ? " (forced)" : "");
+		return;
+	}
+	vd_log(VD_LOG_WARN, "agent: %s of volume %s refused: %s", op, vol, vd_err_msg(&err));
+	if (strcmp(op, "release") == 0)
+		json_array_append_new(a->refused, json_pack("{s:s, s:s}", "volume", vol, "reason",
+							     vd_err_msg(&err)));
+}
+
+/* No lease for longer than the lease: stop writing to single-writer
+ * volumes, so the controller may hand them to another node. */
+static void self_fence(struct vd_agent *a, double age)
+{
+	struct vd_err err = VD_ERR_INIT;
+	int n = vd_node_fence_single(a->node, &err);
+	a->fenced = 1;
+	vd_log(VD_LOG_ERROR, "agent: no contact with the controller for %.0f ms (lease %d ms): "
+	       "self-fenced, the data path of %d single-writer volume%s cut%s%s", age,
+	       a->lease_ms, n < 0 ? 0 : n, n == 1 ? "" : "s", n < 0 ? ": " : "",
+	       n < 0 ? vd_err_msg(&err) : "");
+}
+
+static void beat(struct vd_agent *a)
+{
+	json_t *requests = NULL, *req;
+	struct vd_err err = VD_ERR_INIT;
+	size_t i;
+	json_t *report = json_pack("{s:O}", "refused", a->refused);
+	int r = a->link.heartbeat(a->link.link, vd_node_id(a->node), report, &requests, &err);
+	json_decref(report);
+	double now = vd_now_ms();
+	if (r < 0) {
+		if (!a->failing)
+			vd_log(VD_LOG_WARN, "agent: heartbeat failed: %s", vd_err_msg(&err));
+		a->failing = 1;
+		if (a->link.remote && !a->fenced && now - a->last_ok_ms > a->lease_ms)
+			self_fence(a, now - a->last_ok_ms);
+		return;
+	}
+	if (a->failing)
+		vd_log(VD_LOG_INFO, "agent: in contact with the controller again%s",
+		       a->fenced ? "; fenced volumes are attached again when next used" : "");
+	a->failing = a->fenced = 0;
+	a->last_ok_ms = now;
+	json_array_clear(a->refused);
+	json_array_foreach(requests, i, req)
+		request_do(a, req);
+	json_decref(requests);
+}
+
+static void *run(void *arg)
+{
+	struct vd_agent *a = arg;
+	pthread_mutex_lock(&a->lock);
+	while (!a->stopping) {
+		pthread_mutex_unlock(&a->lock);
+		beat(a);
+		struct timespec until;
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		long long ns = until.tv_nsec + (long long)a->lease_ms * 100000LL;   /* lease / 10 */
+		until.tv_sec += (time_t)(ns / 1000000000LL);
+		until.tv_nsec = (long)(ns % 1000000000LL);
+		pthread_mutex_lock(&a->lock);
+		if (!a->stopping)
+			pthread_cond_timedwait(&a->wake, &a->lock, &until);
+	}
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms,
+		   struct vd_agent **ret, struct vd_err *err)
+{
+	struct vd_agent *a = calloc(1, sizeof(*a));
+	if (!a || !(a->refused = json_array())) {
+		free(a);
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	}
+	a->node = node;
+	a->link = link;
+	a->lease_ms = lease_ms;
+	a->last_ok_ms = vd_now_ms();
+	pthread_mutex_init(&a->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&a->wake, &attr);
+	pthread_condattr_destroy(&attr);
+	int e = pthread_create(&a->thread, NULL, run, a);
+	if (e != 0) {
+		json_decref(a->refused);
+		free(a);
+		return vd_err_set(err, -e, "cannot start the agent thread: %s", strerror(e));
+	}
+	*ret = a;
+	return 0;
+}
+
+void vd_agent_stop(struct vd_agent *agent)
+{
+	if (!agent)
+		return;
+	pthread_mutex_lock(&agent->lock);
+	agent->stopping = 1;
+	pthread_cond_signal(&agent->wake);
+	pthread_mutex_unlock(&agent->lock);
+	pthread_join(agent->thread, NULL);
+	pthread_cond_destroy(&agent->wake);
+	pthread_mutex_destroy(&agent->lock);
+	json_decref(agent->refused);
+	free(agent);
+}
