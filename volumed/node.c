@@ -379,8 +379,13 @@ static int reconcile(struct vd_node *node, struct vd_err *err)
 	json_array_foreach(records, i, v)
 		reconcile_record(node, v);
 	json_decref(records);
-	if ((r = node->ctl.ops->attached(node->ctl.ctl, node->node_id, &names, err)) < 0)
-		return r;
+	struct vd_err e = VD_ERR_INIT;
+	if (node->ctl.ops->attached(node->ctl.ctl, node->node_id, &names, &e) < 0) {
+		/* the controller is away: mounts stay as they are, orphans wait */
+		vd_log(VD_LOG_WARN, "node: cannot ask the controller what is attached here: %s",
+		       vd_err_msg(&e));
+		return 0;
+	}
 	json_array_foreach(names, i, v) {
 		const char *name = json_string_value(v);
 		json_t *record = vd_docset_get(node->records, name);
