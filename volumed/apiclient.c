@@ -52,6 +52,8 @@ void vd_api_client_free(struct vd_api_client *client)
 		curl_easy_cleanup(client->curl);
 	free(client->unix_socket);
 	free(client->base_url);
+	if (client->auth_header)
+		explicit_bzero(client->auth_header, strlen(client->auth_header));
 	free(client->auth_header);
 	free(client->ca_file);
 	free(client);
@@ -178,6 +180,15 @@ static int transport_error(struct vd_api_client *c, CURLcode cc, const char *det
 	case CURLE_WRITE_ERROR:
 		return vd_err_set(err, -EFBIG, "the reply of volumed at %s is too large "
 				  "(at most %ld bytes)", endpoint(c), VD_API_MAX_REPLY);
+	case CURLE_PEER_FAILED_VERIFICATION:
+		return vd_err_set(err, -EKEYREJECTED, "cannot verify the certificate of volumed at "
+				  "%s: %s (give its CA with --ca-file)", endpoint(c), detail);
+	case CURLE_SSL_CACERT_BADFILE:
+		return vd_err_set(err, -EINVAL, "cannot use the CA file %s for volumed at %s: %s",
+				  c->ca_file ? c->ca_file : "(system)", endpoint(c), detail);
+	case CURLE_SSL_CONNECT_ERROR:
+		return vd_err_set(err, -ECONNREFUSED, "TLS handshake with volumed at %s failed: %s",
+				  endpoint(c), detail);
 	default:
 		return vd_err_set(err, -EIO, "request to volumed at %s failed: %s",
 				  endpoint(c), detail);
@@ -188,15 +199,13 @@ static int transport_error(struct vd_api_client *c, CURLcode cc, const char *det
 static int errno_from_reply(long status, const char *kind)
 {
 	static const int codes[] = { EINVAL, ENOENT, EEXIST, EBUSY, ESTALE, EAGAIN, ETIMEDOUT,
-				     EACCES, ENOSPC, EOPNOTSUPP, EFBIG, ERANGE, EIO };
+				     EACCES, EKEYREJECTED, ENOSPC, EOPNOTSUPP, EFBIG, ERANGE, EIO };
 	for (size_t i = 0; kind && i < ARRAY_SIZE(codes); i++)
 		if (strcmp(vd_errno_kind(-codes[i]), kind) == 0)
 			return -codes[i];
 	for (size_t i = 0; i < ARRAY_SIZE(codes); i++)
 		if (vd_errno_http_status(-codes[i]) == status)
 			return -codes[i];
-	if (status == 401)
-		return -EACCES;
 	return status >= 500 ? -EIO : -EINVAL;
 }
 
@@ -207,8 +216,12 @@ static int reply_parse(struct vd_api_client *c, long status, const struct reply_
 	json_t *doc = buf->len ? json_loadb(buf->data, buf->len, 0, NULL) : json_object();
 	if (status < 200 || status > 299) {
 		const char *msg = json_string_value(json_object_get(doc, "error"));
-		int rc = errno_from_reply(status, json_string_value(json_object_get(doc, "kind")));
-		if (msg)
+		int rc = status == 401 ? -EKEYREJECTED   /* the token, whatever the body says */
+			 : errno_from_reply(status, json_string_value(json_object_get(doc, "kind")));
+		if (status == 401)
+			vd_err_set(err, rc, "volumed at %s refused the token: %s", endpoint(c),
+				   msg ? msg : "HTTP 401");
+		else if (msg)
 			vd_err_set(err, rc, "%s", msg);
 		else
 			vd_err_set(err, rc, "volumed at %s answered HTTP %ld", endpoint(c), status);

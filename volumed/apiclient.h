@@ -4,7 +4,9 @@
  * Every call returns 0 or a negative errno. A failure the server reported
  * carries its {"error"} message in err and an errno matching its "kind"
  * (-ENOENT for "not-found", -EBUSY for "busy", ...); a transport failure is
- * -ECONNREFUSED ("cannot reach volumed at ..."), -ETIMEDOUT or -EIO.
+ * -ECONNREFUSED ("cannot reach volumed at ..."), -ETIMEDOUT or -EIO. A
+ * refused bearer token (HTTP 401) is -EKEYREJECTED ("volumed at URL refused
+ * the token: ..."), as is a server certificate that fails verification.
  *
  * Threads: a client owns one connection and is used by one thread at a
  * time; make one client per thread. */
@@ -22,7 +24,8 @@
 struct vd_api_client_config {
 	const char *unix_socket;   /* HTTP over this unix socket; NULL: TCP */
 	const char *base_url;      /* NULL: "http://localhost" */
-	const char *bearer_token;  /* "Authorization: Bearer ..."; NULL: none */
+	const char *bearer_token;  /* "Authorization: Bearer ..."; NULL: none. Never
+				    * printed; zeroed when the client is freed */
 	const char *ca_file;       /* HTTPS: the CA bundle; NULL: the system's */
 	long connect_timeout_ms;   /* 0: VD_API_CONNECT_TIMEOUT_MS */
 	long timeout_ms;           /* 0: VD_API_TIMEOUT_MS */

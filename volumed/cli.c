@@ -4,6 +4,7 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,8 @@
 
 const char vd_cli_usage[] =
 	"Usage: volctl [--api-socket PATH] [--json] COMMAND [ARGS]\n"
+	"       volctl --url https://HOST:PORT --token-file FILE [--ca-file FILE]\n"
+	"              [--json] COMMAND [ARGS]\n"
 	"       volctl --help | --version\n"
 	"\n"
 	"Commands:\n"
@@ -33,12 +36,18 @@ const char vd_cli_usage[] =
 	"Global options (before the command):\n"
 	"  --api-socket PATH  volumed's API socket (env VOLCTL_API_SOCKET,\n"
 	"                     default " VD_DEFAULT_API_SOCKET ")\n"
+	"  --url URL          volumed's HTTPS API instead, https://HOST:PORT\n"
+	"                     (env VOLCTL_URL)\n"
+	"  --token-file FILE  the API's bearer token, for --url (env VOLCTL_TOKEN_FILE)\n"
+	"  --ca-file FILE     CA bundle to verify volumed's certificate, for --url\n"
+	"                     (env VOLCTL_CA_FILE; default: the system's CAs)\n"
 	"  --json             print the server's JSON, for scripts\n"
 	"  --help, --version\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
-#define GLOBAL_OPTS "--api-socket PATH, --json, --help, --version"
+#define GLOBAL_OPTS "--api-socket PATH, --url URL, --token-file FILE, --ca-file FILE, " \
+	"--json, --help, --version"
 
 enum { OPT_O = 1, OPT_DRIVER = 2, OPT_ID = 4 };
 
@@ -95,10 +104,29 @@ static bool is_help(const char *a)
 	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
+/* The global options that take a value, and where each goes. */
+struct global_value_opt {
+	const char *name;
+	size_t offset;   /* const char * member of struct vd_cli */
+};
+
+static const struct global_value_opt global_value_opts[] = {
+	{ "--api-socket", offsetof(struct vd_cli, api_socket) },
+	{ "--url", offsetof(struct vd_cli, url) },
+	{ "--token-file", offsetof(struct vd_cli, token_file) },
+	{ "--ca-file", offsetof(struct vd_cli, ca_file) },
+};
+
 static bool is_global_opt(const char *a)
 {
-	return strcmp(a, "--json") == 0 || strcmp(a, "--version") == 0 ||
-	       strncmp(a, "--api-socket", strlen("--api-socket")) == 0;
+	if (strcmp(a, "--json") == 0 || strcmp(a, "--version") == 0)
+		return true;
+	for (size_t i = 0; i < ARRAY_SIZE(global_value_opts); i++) {
+		size_t n = strlen(global_value_opts[i].name);
+		if (strncmp(a, global_value_opts[i].name, n) == 0 && (a[n] == '\0' || a[n] == '='))
+			return true;
+	}
+	return false;
 }
 
 /* Adds one -o KEY=VALUE to cli->opts; each key at most once. */
@@ -193,7 +221,11 @@ static int global_opts(int argc, char *const *argv, struct vd_cli *cli, struct v
 			cli->json = true;
 			continue;
 		}
-		r = opt_value(argc, argv, &i, "--api-socket", NULL, &cli->api_socket, err);
+		r = 0;
+		for (size_t k = 0; r == 0 && k < ARRAY_SIZE(global_value_opts); k++)
+			r = opt_value(argc, argv, &i, global_value_opts[k].name, NULL,
+				      (const char **)(void *)((char *)cli + global_value_opts[k].offset),
+				      err);
 		if (r < 0)
 			return r;
 		if (r == 0)
@@ -252,6 +284,66 @@ const char *vd_cli_api_socket(const struct vd_cli *cli, const char *env)
 	if (cli->api_socket)
 		return cli->api_socket;
 	return env && *env ? env : VD_DEFAULT_API_SOCKET;
+}
+
+static const char *env_value(const char *v)
+{
+	return v && *v ? v : NULL;
+}
+
+/* https://HOST:PORT (a trailing '/' dropped) into ret (len bytes). */
+static int url_check(const char *origin, const char *url, char *ret, size_t len,
+		     struct vd_err *err)
+{
+	static const char https[] = "https://";
+	if (strncmp(url, "http://", 7) == 0)
+		return vd_err_set(err, -EINVAL, "%s %.200s: plain http:// is not served; volumed's "
+				  "API over TCP is https:// only, so that the token is never "
+				  "sent unencrypted", origin, url);
+	size_t n = strlen(url);
+	if (strncmp(url, https, sizeof(https) - 1) != 0 || n >= len)
+		return vd_err_set(err, -EINVAL, "%s %.200s: expected https://HOST:PORT", origin,
+				  url);
+	memcpy(ret, url, n + 1);
+	if (n > sizeof(https) - 1 && ret[n - 1] == '/')
+		ret[--n] = '\0';
+	const char *hostport = ret + sizeof(https) - 1;
+	if (!*hostport || strpbrk(hostport, "/?#@ "))
+		return vd_err_set(err, -EINVAL, "%s %.200s: expected https://HOST:PORT, without "
+				  "a path", origin, url);
+	return 0;
+}
+
+int vd_cli_target(const struct vd_cli *cli, const struct vd_cli_env *env,
+		  struct vd_cli_target *ret_target, struct vd_err *err)
+{
+	struct vd_cli_target t = { 0 };
+	const struct vd_cli_env none = { 0 };
+	if (!env)
+		env = &none;
+	if (cli->url && cli->api_socket)
+		return vd_err_set(err, -EINVAL, "give --url or --api-socket, not both");
+	const char *url = cli->url ? cli->url : cli->api_socket ? NULL : env_value(env->url);
+	if (!url) {
+		if (cli->token_file || cli->ca_file)
+			return vd_err_set(err, -EINVAL, "%s is for --url (HTTPS); the unix socket "
+					  "needs none", cli->token_file ? "--token-file" : "--ca-file");
+		t.unix_socket = vd_cli_api_socket(cli, env->api_socket);
+		*ret_target = t;
+		return 0;
+	}
+	const char *origin = cli->url ? "--url" : "VOLCTL_URL";
+	int r = url_check(origin, url, t.url, sizeof(t.url), err);
+	if (r < 0)
+		return r;
+	t.token_file = cli->token_file ? cli->token_file : env_value(env->token_file);
+	t.ca_file = cli->ca_file ? cli->ca_file : env_value(env->ca_file);
+	if (!t.token_file)
+		return vd_err_set(err, -EINVAL, "%s %.200s needs --token-file FILE (or "
+				  "VOLCTL_TOKEN_FILE): volumed's HTTPS API requires its bearer "
+				  "token", origin, url);
+	*ret_target = t;
+	return 0;
 }
 
 /* ---- output ---- */

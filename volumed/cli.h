@@ -25,6 +25,9 @@ enum vd_cli_cmd {
 struct vd_cli {
 	enum vd_cli_cmd cmd;
 	const char *api_socket;  /* --api-socket, or NULL */
+	const char *url;         /* --url https://HOST:PORT, or NULL */
+	const char *token_file;  /* --token-file, or NULL */
+	const char *ca_file;     /* --ca-file, or NULL */
 	bool json;               /* --json: print the server's JSON */
 	const char *name;        /* the volume of create, inspect, rm, mount, unmount */
 	const char *driver;      /* create --driver, or NULL */
@@ -43,6 +46,28 @@ void vd_cli_clear(struct vd_cli *cli);
 /* The API socket: --api-socket, else env (VOLCTL_API_SOCKET's value, NULL
  * or "" when unset), else VD_DEFAULT_API_SOCKET. */
 const char *vd_cli_api_socket(const struct vd_cli *cli, const char *env);
+
+/* The VOLCTL_* environment (each NULL or "" when unset). */
+struct vd_cli_env {
+	const char *api_socket;  /* VOLCTL_API_SOCKET */
+	const char *url;         /* VOLCTL_URL */
+	const char *token_file;  /* VOLCTL_TOKEN_FILE */
+	const char *ca_file;     /* VOLCTL_CA_FILE */
+};
+
+/* Where volctl connects: a unix socket, or an HTTPS URL with a token file. */
+struct vd_cli_target {
+	const char *unix_socket; /* NULL when url is set */
+	char url[512];           /* "https://HOST:PORT" (no trailing '/'), or "" */
+	const char *token_file;  /* with url: required */
+	const char *ca_file;     /* with url: NULL for the system's CAs */
+};
+
+/* Flags, then environment: --api-socket or --url (not both); else
+ * VOLCTL_URL, else VOLCTL_API_SOCKET, else the default socket. A URL must
+ * be https://HOST:PORT and needs a token file. A usage error is -EINVAL. */
+int vd_cli_target(const struct vd_cli *cli, const struct vd_cli_env *env,
+		  struct vd_cli_target *ret_target, struct vd_err *err);
 
 /* `ls`: a table NAME DRIVER TYPE SIZE REFS MOUNTPOINT of {"volumes": [view...]}.
  * `status`: "key: value" lines of the status document.

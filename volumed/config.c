@@ -1,32 +1,51 @@
 /* config.c — embedded defaults, then the JSON config file, then the
  * environment (VOLUMED_*), then flags; each layer overrides the one before.
- * Single-threaded: used once at start. */
+ * Then the rules between keys and the token file (vd_config_finish): the
+ * token is kept in memory only, never in a message. Single-threaded: used
+ * once at start. */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core.h"
+#include "http.h"
 #include "names.h"
+
+#define TOKEN_MIN 16
+#define TOKEN_FILE_MAX 4096
 
 struct config_key {
 	const char *key;     /* JSON key */
 	const char *env;     /* environment variable */
 	int flag;            /* getopt_long value */
 	size_t offset;       /* char * member of struct vd_config */
-	int kind;            /* KEY_NAME, KEY_PATH (absolute or ""), KEY_ENDPOINT */
+	int kind;            /* KEY_NAME, KEY_PATH (absolute or ""), KEY_ENDPOINT, ... */
+};
+
+/* A whole number of milliseconds in [min, max]. */
+struct config_int_key {
+	const char *key;
+	const char *env;
+	int flag;
+	size_t offset;       /* int member of struct vd_config */
+	int min, max;
 };
 
 enum { OPT_STATE_DIR = 1000, OPT_DOCKER_SOCKET, OPT_API_SOCKET, OPT_NODE_ID, OPT_LOG_LEVEL,
        OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER, OPT_CSI_ENDPOINT,
-       OPT_CSI_SCOPE };
+       OPT_CSI_SCOPE, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TOKEN_FILE,
+       OPT_CONTROLLER_URL, OPT_CA_FILE, OPT_LEASE_MS, OPT_MOVE_WAIT_MS };
 
-/* How a key's value is checked. */
-enum { KEY_NAME = 0, KEY_PATH, KEY_ENDPOINT, KEY_CSI_SCOPE };
+/* How a key's value is checked. KEY_LISTEN: "" or HOST:PORT; KEY_URL: ""
+ * or https://HOST:PORT. */
+enum { KEY_NAME = 0, KEY_PATH, KEY_ENDPOINT, KEY_CSI_SCOPE, KEY_LISTEN, KEY_URL };
 
 static const struct config_key string_keys[] = {
 	{ "state_dir", "VOLUMED_STATE_DIR", OPT_STATE_DIR, offsetof(struct vd_config, state_dir), KEY_PATH },
@@ -40,19 +59,45 @@ static const struct config_key string_keys[] = {
 	{ "node_id", "VOLUMED_NODE_ID", OPT_NODE_ID, offsetof(struct vd_config, node_id), KEY_NAME },
 	{ "default_driver", "VOLUMED_DEFAULT_DRIVER", OPT_DEFAULT_DRIVER,
 	  offsetof(struct vd_config, default_driver), KEY_NAME },
+	{ "listen", "VOLUMED_LISTEN", OPT_LISTEN, offsetof(struct vd_config, listen), KEY_LISTEN },
+	{ "tls_cert", "VOLUMED_TLS_CERT", OPT_TLS_CERT, offsetof(struct vd_config, tls_cert),
+	  KEY_PATH },
+	{ "tls_key", "VOLUMED_TLS_KEY", OPT_TLS_KEY, offsetof(struct vd_config, tls_key), KEY_PATH },
+	{ "token_file", "VOLUMED_TOKEN_FILE", OPT_TOKEN_FILE,
+	  offsetof(struct vd_config, token_file), KEY_PATH },
+	{ "controller_url", "VOLUMED_CONTROLLER_URL", OPT_CONTROLLER_URL,
+	  offsetof(struct vd_config, controller_url), KEY_URL },
+	{ "ca_file", "VOLUMED_CA_FILE", OPT_CA_FILE, offsetof(struct vd_config, ca_file), KEY_PATH },
 };
 #define N_STRING_KEYS (sizeof(string_keys) / sizeof(string_keys[0]))
+
+static const struct config_int_key int_keys[] = {
+	{ "lease_ms", "VOLUMED_LEASE_MS", OPT_LEASE_MS, offsetof(struct vd_config, lease_ms),
+	  VD_LEASE_MS_MIN, VD_LEASE_MS_MAX },
+	{ "move_wait_ms", "VOLUMED_MOVE_WAIT_MS", OPT_MOVE_WAIT_MS,
+	  offsetof(struct vd_config, move_wait_ms), VD_MOVE_WAIT_MS_MIN, VD_MOVE_WAIT_MS_MAX },
+};
+#define N_INT_KEYS (sizeof(int_keys) / sizeof(int_keys[0]))
+
+#define ALLOWED_KEYS "state_dir, docker_socket, api_socket, csi_endpoint, " \
+	"csi_controller_scope, node_id, log_level, default_driver, drivers, listen, tls_cert, " \
+	"tls_key, token_file, controller_url, ca_file, lease_ms, move_wait_ms"
+
+#define STR(x) #x
+#define XSTR(x) STR(x)
 
 static const char usage[] =
 	"usage: volumed [--config FILE] [--state-dir DIR] [--docker-socket PATH]\n"
 	"               [--api-socket PATH] [--csi-endpoint URL]\n"
 	"               [--csi-controller-scope cluster|node] [--node-id ID]\n"
-	"               [--log-level LEVEL]\n"
-	"               [--default-driver NAME] [--help] [--version]\n"
+	"               [--log-level LEVEL] [--default-driver NAME]\n"
+	"               [--listen ADDR:PORT --tls-cert FILE --tls-key FILE]\n"
+	"               [--token-file FILE] [--controller-url https://HOST:PORT]\n"
+	"               [--ca-file FILE] [--lease-ms MS] [--move-wait-ms MS]\n"
+	"               [--help] [--version]\n"
 	"\n"
-	"  --config FILE         JSON config file (keys: state_dir, docker_socket,\n"
-	"                        api_socket, csi_endpoint, csi_controller_scope,\n"
-	"                        node_id, log_level, default_driver, drivers)\n"
+	"  --config FILE         JSON config file (keys: the options' names with '_'\n"
+	"                        for '-', e.g. state_dir, token_file; and drivers)\n"
 	"  --state-dir DIR       state directory (default " VD_DEFAULT_STATE_DIR ")\n"
 	"  --docker-socket PATH  Docker plugin socket, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_DOCKER_SOCKET ")\n"
@@ -67,14 +112,71 @@ static const char usage[] =
 	"  --log-level LEVEL     debug, info, warn or error (default info)\n"
 	"  --default-driver NAME driver for volumes created without one (default local)\n"
 	"\n"
+	"Cluster (see docs/configuration.md):\n"
+	"  --listen ADDR:PORT    also serve the REST API over HTTPS on TCP: IPV4:PORT,\n"
+	"                        [IPV6]:PORT or HOST:PORT (default \"\": off); needs\n"
+	"                        --tls-cert, --tls-key and --token-file\n"
+	"  --tls-cert FILE       PEM certificate (chain) of the HTTPS API\n"
+	"  --tls-key FILE        PEM private key of the HTTPS API, unencrypted\n"
+	"  --token-file FILE     the bearer token every HTTPS request must carry and a\n"
+	"                        node agent sends (at least " XSTR(TOKEN_MIN) " characters; mode 0600)\n"
+	"  --controller-url URL  https://HOST:PORT of the controller: this process is\n"
+	"                        then a node agent (default \"\": it is the controller)\n"
+	"  --ca-file FILE        CA bundle to verify the controller's certificate\n"
+	"                        (default: the system's CAs)\n"
+	"  --lease-ms MS         node lease, " XSTR(VD_LEASE_MS_MIN) ".." XSTR(VD_LEASE_MS_MAX)
+	" (default " XSTR(VD_DEFAULT_LEASE_MS) ")\n"
+	"  --move-wait-ms MS     how long a move waits for the old node to let go,\n"
+	"                        " XSTR(VD_MOVE_WAIT_MS_MIN) ".." XSTR(VD_MOVE_WAIT_MS_MAX)
+	" (default " XSTR(VD_DEFAULT_MOVE_WAIT_MS) ")\n"
+	"\n"
 	"Environment: VOLUMED_CONFIG, VOLUMED_STATE_DIR, VOLUMED_DOCKER_SOCKET,\n"
 	"VOLUMED_API_SOCKET, CSI_ENDPOINT, VOLUMED_CSI_CONTROLLER_SCOPE, VOLUMED_NODE_ID,\n"
-	"VOLUMED_LOG_LEVEL, VOLUMED_DEFAULT_DRIVER.\n"
+	"VOLUMED_LOG_LEVEL, VOLUMED_DEFAULT_DRIVER, VOLUMED_LISTEN, VOLUMED_TLS_CERT,\n"
+	"VOLUMED_TLS_KEY, VOLUMED_TOKEN_FILE, VOLUMED_CONTROLLER_URL, VOLUMED_CA_FILE,\n"
+	"VOLUMED_LEASE_MS, VOLUMED_MOVE_WAIT_MS.\n"
 	"Precedence: flags, then environment, then config file, then defaults.\n";
 
 static char **member(struct vd_config *cfg, const struct config_key *k)
 {
 	return (char **)((char *)cfg + k->offset);
+}
+
+/* "" or HOST:PORT with a port 1..65535. */
+static int listen_check(const char *value, const char *origin, const char *key,
+			struct vd_err *err)
+{
+	char host[256];
+	unsigned port;
+	struct vd_err why = VD_ERR_INIT;
+	if (vd_http_split_hostport(value, host, sizeof(host), &port, &why) < 0)
+		return vd_err_set(err, -EINVAL, "%s %s: %s", origin, key, why.msg);
+	if (port == 0)
+		return vd_err_set(err, -EINVAL, "%s %s: '%.80s': port 0 is not allowed; give a "
+				  "fixed port 1..65535 that node agents can be told", origin, key,
+				  value);
+	return 0;
+}
+
+/* https://HOST:PORT, with at most a trailing '/', which is removed. */
+static int url_check(char *value, const char *origin, const char *key, struct vd_err *err)
+{
+	static const char https[] = "https://";
+	if (strncmp(value, "http://", 7) == 0)
+		return vd_err_set(err, -EINVAL, "%s %s: '%.80s' is plain HTTP; only https:// is "
+				  "accepted, because the bearer token must not cross the network "
+				  "unencrypted", origin, key, value);
+	if (strncmp(value, https, sizeof(https) - 1) != 0)
+		return vd_err_set(err, -EINVAL, "%s %s: '%.80s' is not https://HOST:PORT", origin,
+				  key, value);
+	char *hostport = value + sizeof(https) - 1;
+	size_t n = strlen(hostport);
+	if (n && hostport[n - 1] == '/')
+		hostport[n - 1] = '\0';
+	if (strpbrk(hostport, "/?#@"))
+		return vd_err_set(err, -EINVAL, "%s %s: '%.80s': no path, query or user part "
+				  "allowed; give https://HOST:PORT", origin, key, value);
+	return listen_check(hostport, origin, key, err);
 }
 
 static int set_string(struct vd_config *cfg, const struct config_key *k, const char *value,
@@ -103,9 +205,47 @@ static int set_string(struct vd_config *cfg, const struct config_key *k, const c
 	char *copy = strdup(value);
 	if (!copy)
 		return vd_err_set(err, -ENOMEM, "out of memory");
+	int r = 0;
+	if (k->kind == KEY_LISTEN && len)
+		r = listen_check(copy, origin, k->key, err);
+	if (k->kind == KEY_URL && len)
+		r = url_check(copy, origin, k->key, err);
+	if (r < 0) {
+		free(copy);
+		return r;
+	}
 	free(*member(cfg, k));
 	*member(cfg, k) = copy;
 	return 0;
+}
+
+static int *int_member(struct vd_config *cfg, const struct config_int_key *k)
+{
+	return (int *)(void *)((char *)cfg + k->offset);
+}
+
+static int set_int(struct vd_config *cfg, const struct config_int_key *k, long long v,
+		   const char *origin, struct vd_err *err)
+{
+	if (v < k->min || v > k->max)
+		return vd_err_set(err, -EINVAL, "%s %s: %lld is out of range; allowed %d..%d "
+				  "(milliseconds)", origin, k->key, v, k->min, k->max);
+	*int_member(cfg, k) = (int)v;
+	return 0;
+}
+
+/* An integer from a flag or the environment: decimal digits only. */
+static int set_int_text(struct vd_config *cfg, const struct config_int_key *k,
+			const char *text, const char *origin, struct vd_err *err)
+{
+	char *end;
+	errno = 0;
+	long long v = strtoll(text, &end, 10);
+	if (!text[0] || *end || errno == ERANGE || strspn(text, "-0123456789") != strlen(text))
+		return vd_err_set(err, -EINVAL, "%s %s: '%.40s' is not a whole number of "
+				  "milliseconds; allowed %d..%d", origin, k->key, text, k->min,
+				  k->max);
+	return set_int(cfg, k, v, origin, err);
 }
 
 static int set_level(struct vd_config *cfg, const char *value, const char *origin,
@@ -139,6 +279,15 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->node_id = strdup(vd_name_check(host, NULL) == 0 ? host : "localhost");
 	cfg->default_driver = strdup("local");
 	cfg->log_level = VD_LOG_INFO;
+	cfg->listen = strdup("");
+	cfg->tls_cert = strdup("");
+	cfg->tls_key = strdup("");
+	cfg->token_file = strdup("");
+	cfg->controller_url = strdup("");
+	cfg->ca_file = strdup("");
+	cfg->token = NULL;
+	cfg->lease_ms = VD_DEFAULT_LEASE_MS;
+	cfg->move_wait_ms = VD_DEFAULT_MOVE_WAIT_MS;
 }
 
 void vd_config_clear(struct vd_config *cfg)
@@ -147,6 +296,10 @@ void vd_config_clear(struct vd_config *cfg)
 		free(*member(cfg, &string_keys[i]));
 		*member(cfg, &string_keys[i]) = NULL;
 	}
+	if (cfg->token)
+		explicit_bzero(cfg->token, strlen(cfg->token));
+	free(cfg->token);
+	cfg->token = NULL;
 	json_decref(cfg->drivers);
 	cfg->drivers = NULL;
 }
@@ -159,10 +312,25 @@ static const struct config_key *key_find(const char *key)
 	return NULL;
 }
 
+static const struct config_int_key *int_key_find(const char *key)
+{
+	for (size_t i = 0; i < N_INT_KEYS; i++)
+		if (strcmp(int_keys[i].key, key) == 0)
+			return &int_keys[i];
+	return NULL;
+}
+
 static int apply_member(struct vd_config *cfg, const char *key, json_t *value,
 			struct vd_err *err)
 {
 	const struct config_key *k = key_find(key);
+	const struct config_int_key *ik = int_key_find(key);
+	if (ik) {
+		if (!json_is_integer(value))
+			return vd_err_set(err, -EINVAL, "config %s: expected a whole number of "
+					  "milliseconds, %d..%d", key, ik->min, ik->max);
+		return set_int(cfg, ik, (long long)json_integer_value(value), "config", err);
+	}
 	if (strcmp(key, "drivers") == 0) {
 		if (!json_is_object(value))
 			return vd_err_set(err, -EINVAL, "config drivers: expected an object such as "
@@ -172,9 +340,8 @@ static int apply_member(struct vd_config *cfg, const char *key, json_t *value,
 		return 0;
 	}
 	if (!k && strcmp(key, "log_level") != 0)
-		return vd_err_set(err, -EINVAL, "config: unknown key '%.60s'; allowed: state_dir, "
-				  "docker_socket, api_socket, csi_endpoint, csi_controller_scope, "
-				  "node_id, log_level, default_driver, drivers", key);
+		return vd_err_set(err, -EINVAL, "config: unknown key '%.60s'; allowed: "
+				  ALLOWED_KEYS, key);
 	if (!json_is_string(value))
 		return vd_err_set(err, -EINVAL, "config %s: expected a string", key);
 	if (!k)
@@ -217,6 +384,12 @@ static int apply_env(struct vd_config *cfg, struct vd_err *err)
 		if (r < 0)
 			return r;
 	}
+	for (size_t i = 0; i < N_INT_KEYS; i++) {
+		const char *v = getenv(int_keys[i].env);
+		int r = v ? set_int_text(cfg, &int_keys[i], v, int_keys[i].env, err) : 0;
+		if (r < 0)
+			return r;
+	}
 	const char *level = getenv("VOLUMED_LOG_LEVEL");
 	return level ? set_level(cfg, level, "VOLUMED_LOG_LEVEL", err) : 0;
 }
@@ -231,6 +404,14 @@ static const struct option long_options[] = {
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
 	{ "default-driver", required_argument, NULL, OPT_DEFAULT_DRIVER },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
+	{ "tls-key", required_argument, NULL, OPT_TLS_KEY },
+	{ "token-file", required_argument, NULL, OPT_TOKEN_FILE },
+	{ "controller-url", required_argument, NULL, OPT_CONTROLLER_URL },
+	{ "ca-file", required_argument, NULL, OPT_CA_FILE },
+	{ "lease-ms", required_argument, NULL, OPT_LEASE_MS },
+	{ "move-wait-ms", required_argument, NULL, OPT_MOVE_WAIT_MS },
 	{ "help", no_argument, NULL, OPT_HELP },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ NULL, 0, NULL, 0 },
@@ -272,6 +453,9 @@ static int apply_flags(struct vd_config *cfg, int argc, char **argv, struct vd_e
 		for (size_t i = 0; i < N_STRING_KEYS; i++)
 			if (string_keys[i].flag == c)
 				r = set_string(cfg, &string_keys[i], optarg, "flag", err);
+		for (size_t i = 0; i < N_INT_KEYS; i++)
+			if (int_keys[i].flag == c)
+				r = set_int_text(cfg, &int_keys[i], optarg, "flag", err);
 		if (c == OPT_LOG_LEVEL)
 			r = set_level(cfg, optarg, "flag", err);
 	}
@@ -289,5 +473,123 @@ int vd_config_from_args(struct vd_config *cfg, int argc, char **argv, struct vd_
 		return r;
 	if ((r = apply_env(cfg, err)) < 0)
 		return r;
-	return apply_flags(cfg, argc, argv, err);
+	if ((r = apply_flags(cfg, argc, argv, err)) < 0)
+		return r;
+	return vd_config_finish(cfg, err);
+}
+
+/* ---- the rules between keys, and the token file ---- */
+
+int vd_config_read_token(const char *path, char **ret_token, int *ret_loose_mode,
+			 struct vd_err *err)
+{
+	char buf[TOKEN_FILE_MAX + 1];
+	size_t len = 0;
+	struct stat st;
+	int r = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "token_file %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = vd_err_set(err, -EINVAL, "token_file %s: not a regular file", path);
+		goto out;
+	}
+	while (len < sizeof(buf)) {
+		ssize_t n = read(fd, buf + len, sizeof(buf) - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = vd_err_set(err, -errno, "token_file %s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	if (len > TOKEN_FILE_MAX) {
+		r = vd_err_set(err, -EINVAL, "token_file %s: larger than %d bytes; it holds one "
+			       "token on one line", path, TOKEN_FILE_MAX);
+		goto out;
+	}
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len == 0) {
+		r = vd_err_set(err, -EINVAL, "token_file %s: empty; put a random token of at "
+			       "least %d characters in it (e.g. openssl rand -hex 32)", path,
+			       TOKEN_MIN);
+		goto out;
+	}
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] <= ' ' || buf[i] > '~') {
+			r = vd_err_set(err, -EINVAL, "token_file %s: character %zu of the token is "
+				       "a space, a control character or not ASCII; allowed: "
+				       "printable ASCII without spaces, on one line", path, i + 1);
+			goto out;
+		}
+	if (len < TOKEN_MIN) {
+		r = vd_err_set(err, -EINVAL, "token_file %s: the token is %zu characters; at "
+			       "least %d are required (e.g. openssl rand -hex 32)", path, len,
+			       TOKEN_MIN);
+		goto out;
+	}
+	char *token = strndup(buf, len);
+	if (!token) {
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+		goto out;
+	}
+	*ret_token = token;
+	if (ret_loose_mode)
+		*ret_loose_mode = (st.st_mode & (S_IRGRP | S_IROTH)) != 0;
+out:
+	explicit_bzero(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+/* A file the daemon reads at start: readable now, so a typo fails here. */
+static int file_check(const char *key, const char *path, struct vd_err *err)
+{
+	if (path[0] && access(path, R_OK) < 0)
+		return vd_err_set(err, -EINVAL, "%s %s: %s", key, path, strerror(errno));
+	return 0;
+}
+
+int vd_config_finish(struct vd_config *cfg, struct vd_err *err)
+{
+	int r;
+	if (cfg->listen[0]) {
+		if (!cfg->tls_cert[0] || !cfg->tls_key[0])
+			return vd_err_set(err, -EINVAL, "listen %s needs %s (--tls-cert FILE "
+					  "--tls-key FILE): the API over TCP is HTTPS only",
+					  cfg->listen, !cfg->tls_cert[0] && !cfg->tls_key[0]
+					  ? "tls_cert and tls_key" : !cfg->tls_cert[0] ? "tls_cert"
+					  : "tls_key");
+		if (!cfg->token_file[0])
+			return vd_err_set(err, -EINVAL, "listen %s needs token_file (--token-file "
+					  "FILE): every request over TCP must carry the bearer "
+					  "token", cfg->listen);
+	}
+	if (cfg->controller_url[0] && !cfg->token_file[0])
+		return vd_err_set(err, -EINVAL, "controller_url %s needs token_file "
+				  "(--token-file FILE): the controller requires its bearer token",
+				  cfg->controller_url);
+	if ((r = file_check("tls_cert", cfg->tls_cert, err)) < 0 ||
+	    (r = file_check("tls_key", cfg->tls_key, err)) < 0 ||
+	    (r = file_check("ca_file", cfg->ca_file, err)) < 0)
+		return r;
+	if (cfg->token) {
+		explicit_bzero(cfg->token, strlen(cfg->token));
+		free(cfg->token);
+		cfg->token = NULL;
+	}
+	if (cfg->token_file[0]) {
+		int loose = 0;
+		r = vd_config_read_token(cfg->token_file, &cfg->token, &loose, err);
+		if (r < 0)
+			return r;
+		if (loose)
+			vd_log(VD_LOG_WARN, "token_file %s is readable by group or others; "
+			       "chmod 600 it", cfg->token_file);
+	}
+	return 0;
 }

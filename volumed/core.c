@@ -118,7 +118,7 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 		goto fail;
 	}
 	core->lease_ms = cfg->lease_ms > 0 ? cfg->lease_ms : LEASE_MS_DEFAULT;
-	core->move_wait_ms = cfg->move_wait_ms > 0 ? cfg->move_wait_ms : MOVE_WAIT_MS_DEFAULT;
+	core->move_wait_ms = cfg->move_wait_ms >= 0 ? cfg->move_wait_ms : MOVE_WAIT_MS_DEFAULT;
 	int agent = cfg->controller_url && *cfg->controller_url;
 	if ((r = state_dir_make(cfg->state_dir, err)) < 0 ||
 	    (r = vd_backends_open(cfg->state_dir, cfg->node_id, cfg->drivers, &core->backends, err)) < 0 ||

@@ -30,7 +30,7 @@ struct vd_core_config {
 	const char *token;             /* bearer token for controller_url */
 	const char *ca_file;           /* CA of the controller's certificate, or NULL */
 	int lease_ms;                  /* node lease (0: 10000) */
-	int move_wait_ms;              /* how long a move waits for the old node (0: 30000) */
+	int move_wait_ms;              /* how long a move waits for the old node (0: no wait) */
 	int preempt;                   /* moves take volumes from busy nodes by default */
 };
 

@@ -68,7 +68,7 @@ enum {
 	GRPC_NOT_FOUND = 5, GRPC_ALREADY_EXISTS = 6, GRPC_PERMISSION_DENIED = 7,
 	GRPC_RESOURCE_EXHAUSTED = 8, GRPC_FAILED_PRECONDITION = 9, GRPC_ABORTED = 10,
 	GRPC_OUT_OF_RANGE = 11, GRPC_UNIMPLEMENTED = 12, GRPC_INTERNAL = 13,
-	GRPC_UNAVAILABLE = 14,
+	GRPC_UNAVAILABLE = 14, GRPC_UNAUTHENTICATED = 16,
 };
 
 static const struct errno_map errno_table[] = {
@@ -85,6 +85,9 @@ static const struct errno_map errno_table[] = {
 	{ -ETIMEDOUT, 504, GRPC_DEADLINE_EXCEEDED, "timeout" },
 	{ -EACCES, 403, GRPC_PERMISSION_DENIED, "denied" },
 	{ -EPERM, 403, GRPC_PERMISSION_DENIED, "denied" },
+	/* The caller did not prove who it is (no or a wrong bearer token),
+	 * as opposed to "denied": known, but not allowed. */
+	{ -EKEYREJECTED, 401, GRPC_UNAUTHENTICATED, "unauthorized" },
 	{ -ENOSPC, 507, GRPC_RESOURCE_EXHAUSTED, "no-space" },
 	{ -EOPNOTSUPP, 501, GRPC_UNIMPLEMENTED, "unsupported" },
 	{ -ENOSYS, 501, GRPC_UNIMPLEMENTED, "unsupported" },

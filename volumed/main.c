@@ -1,7 +1,8 @@
 /* main.c — volumed: flags and config, the core, the front-ends, signals.
  *
  * Threads: main blocks SIGTERM/SIGINT/SIGHUP before any thread starts and
- * waits for them with sigwait; the HTTP servers run their own threads. A
+ * waits for them with sigwait; the HTTP servers (the unix sockets, and the
+ * HTTPS API on TCP when listen is set) run their own threads. A
  * clean stop closes and unlinks the sockets and leaves every mount in
  * place, so running containers keep their volumes. */
 #include <errno.h>
@@ -39,6 +40,24 @@ static int serve(const struct frontend *fe, struct vd_core *core,
 		vd_log(VD_LOG_ERROR, "%s socket %s: %s", fe->what, fe->path, vd_err_msg(&err));
 	else
 		vd_log(VD_LOG_INFO, "%s listening on %s", fe->what, fe->path);
+	return r;
+}
+
+/* The REST API over HTTPS on TCP, when listen is set; every request must
+ * carry the bearer token (checked by the http server before vd_api_handle). */
+static int serve_tcp(const struct vd_config *cfg, struct vd_core *core,
+		     struct vd_http_server **ret_server)
+{
+	struct vd_err err = VD_ERR_INIT;
+	*ret_server = NULL;
+	if (!cfg->listen[0])
+		return 0;
+	int r = vd_http_listen_tcp(cfg->listen, cfg->tls_cert, cfg->tls_key, cfg->token,
+				   VD_API_MAX_BODY, vd_api_handle, core, ret_server, &err);
+	if (r < 0)
+		vd_log(VD_LOG_ERROR, "api listen %s: %s", cfg->listen, vd_err_msg(&err));
+	else
+		vd_log(VD_LOG_INFO, "api listening on https://%s", cfg->listen);
 	return r;
 }
 
@@ -98,6 +117,14 @@ static int run(const struct vd_config *cfg)
 		.node_id = cfg->node_id,
 		.drivers = cfg->drivers,
 		.default_driver = cfg->default_driver,
+		.controller_url = cfg->controller_url,   /* "": the controller */
+		.token = cfg->token,                     /* NULL without token_file */
+		.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,   /* NULL: system CAs */
+		.lease_ms = cfg->lease_ms,
+		/* NOTE(cluster): the core reads 0 as its default (30000), so
+		 * move_wait_ms 0 ("do not wait"), which config accepts, does
+		 * not reach it as 0 yet. */
+		.move_wait_ms = cfg->move_wait_ms,
 	};
 	double t0 = vd_now_ms();
 	if (vd_core_open(&core_cfg, &core, &err) < 0) {
@@ -110,11 +137,12 @@ static int run(const struct vd_config *cfg)
 		{ "docker plugin", cfg->docker_socket, VD_PLUGIN_MAX_BODY, vd_plugin_handle },
 		{ "api", cfg->api_socket, VD_API_MAX_BODY, vd_api_handle },
 	};
-	struct vd_http_server *servers[2] = { NULL, NULL };
+	struct vd_http_server *servers[3] = { NULL, NULL, NULL };
 	struct vd_grpc_server *csi = NULL;
 	int rc = 1;
 	if (serve(&frontends[0], core, &servers[0]) == 0 &&
 	    serve(&frontends[1], core, &servers[1]) == 0 &&
+	    serve_tcp(cfg, core, &servers[2]) == 0 &&
 	    serve_csi(cfg, core, &csi) == 0) {
 		int sig = wait_for_stop();
 		vd_log(VD_LOG_INFO, "stopping on %s; mounts stay in place", strsignal(sig));
@@ -123,6 +151,7 @@ static int run(const struct vd_config *cfg)
 	vd_grpc_stop(csi);
 	vd_http_stop(servers[0]);
 	vd_http_stop(servers[1]);
+	vd_http_stop(servers[2]);
 	vd_core_free(core);
 	vd_log(VD_LOG_INFO, "stopped");
 	return rc;

@@ -1,12 +1,15 @@
 /* volctl.c — the command-line client of volumed's REST API: parses argv
- * (cli.c), makes one API call (apiclient.c) and prints the answer.
+ * (cli.c), makes one API call (apiclient.c) over the unix socket, or over
+ * HTTPS with the bearer token read from --token-file, and prints the answer.
  *
  * Single-threaded. Exit status: 0 success, 1 failure (one line
  * "volctl: <reason>" on stderr), 2 usage error (the reason, then usage). */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "apiclient.h"
 #include "cli.h"
@@ -73,14 +76,62 @@ static int print_reply(const struct vd_cli *cli, const json_t *reply, struct vd_
 	return 0;
 }
 
-static int run(const struct vd_cli *cli, struct vd_err *err)
+#define TOKEN_FILE_MAX 4096
+
+/* The bearer token: the file's one line, trailing newlines dropped. The
+ * token itself never appears in a message. */
+static int token_read(const char *path, char *buf, size_t size, struct vd_err *err)
 {
+	size_t len = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "token file %s: %s", path, strerror(errno));
+	while (len < size) {
+		ssize_t n = read(fd, buf + len, size - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			int e = errno;
+			close(fd);
+			return vd_err_set(err, -e, "token file %s: %s", path, strerror(e));
+		}
+		if (n == 0)
+			break;
+		len += (size_t)n;
+	}
+	close(fd);
+	if (len >= size)
+		return vd_err_set(err, -EINVAL, "token file %s: larger than %zu bytes", path,
+				  size - 1);
+	while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	buf[len] = '\0';
+	if (!len)
+		return vd_err_set(err, -EINVAL, "token file %s is empty", path);
+	if (strpbrk(buf, "\r\n"))
+		return vd_err_set(err, -EINVAL, "token file %s: the token must be one line", path);
+	return 0;
+}
+
+static int run(const struct vd_cli *cli, const struct vd_cli_target *target,
+	       struct vd_err *err)
+{
+	char token[TOKEN_FILE_MAX + 1];
 	struct vd_api_client_config cfg = {
-		.unix_socket = vd_cli_api_socket(cli, getenv("VOLCTL_API_SOCKET")),
+		.unix_socket = target->unix_socket,
+		.base_url = target->url[0] ? target->url : NULL,
+		.ca_file = target->ca_file,
 	};
 	struct vd_api_client *client = NULL;
 	json_t *reply = NULL;
-	int rc = vd_api_client_new(&cfg, &client, err);
+	int rc = 0;
+	if (target->url[0]) {
+		rc = token_read(target->token_file, token, sizeof(token), err);
+		cfg.bearer_token = token;
+	}
+	if (rc == 0)
+		rc = vd_api_client_new(&cfg, &client, err);
+	explicit_bzero(token, sizeof(token));   /* the client has its copy */
 	if (rc == 0)
 		rc = call(client, cli, &reply, err);
 	if (rc == 0)
@@ -96,6 +147,13 @@ int main(int argc, char **argv)
 {
 	struct vd_err err = VD_ERR_INIT;
 	struct vd_cli cli;
+	struct vd_cli_target target;
+	const struct vd_cli_env env = {
+		.api_socket = getenv("VOLCTL_API_SOCKET"),
+		.url = getenv("VOLCTL_URL"),
+		.token_file = getenv("VOLCTL_TOKEN_FILE"),
+		.ca_file = getenv("VOLCTL_CA_FILE"),
+	};
 	if (vd_cli_parse(argc, argv, &cli, &err) < 0) {
 		fprintf(stderr, "volctl: %s\n\n%s", vd_err_msg(&err), vd_cli_usage);
 		return EXIT_USAGE;
@@ -105,7 +163,10 @@ int main(int argc, char **argv)
 		fputs(vd_cli_usage, stdout);
 	else if (cli.cmd == VD_CLI_VERSION)
 		printf("volctl %s\n", VD_VERSION);
-	else if (run(&cli, &err) < 0) {
+	else if (vd_cli_target(&cli, &env, &target, &err) < 0) {
+		fprintf(stderr, "volctl: %s\n\n%s", vd_err_msg(&err), vd_cli_usage);
+		status = EXIT_USAGE;
+	} else if (run(&cli, &target, &err) < 0) {
 		fprintf(stderr, "volctl: %s\n", vd_err_msg(&err));
 		status = EXIT_FAIL;
 	}

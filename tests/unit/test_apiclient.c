@@ -2,7 +2,9 @@
  * server and the REST API handler on a temporary unix socket over a real
  * core (directory volumes). Every call, the server's errors as errno +
  * message, names checked before any request, and transport failures
- * (no server, a server that never answers). */
+ * (no server, a server that never answers); and the same over HTTPS on TCP
+ * with the bearer token: the right one works, a wrong one is -EKEYREJECTED
+ * "refused the token", an unknown CA fails verification. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include "../../volumed/api.h"
 #include "../../volumed/apiclient.h"
 #include "../support/fixture.h"
+#include "../support/tls_test.h"
 
 struct fixture {
 	struct vd_test_core t;
@@ -185,6 +188,83 @@ static void test_timeout(void **state)
 	close(fd);
 }
 
+#define TOKEN "apiclient-test-token-0123456789"
+
+/* The same server over HTTPS on 127.0.0.1; url is its base URL. */
+static struct vd_http_server *https_start(struct fixture *f, struct vd_test_tls *tls,
+					  char *url, size_t len)
+{
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_http_server *server = NULL;
+	assert_int_equal(vd_test_tls_write(f->t.dir, tls), 0);
+	if (vd_http_listen_tcp("127.0.0.1:0", tls->cert, tls->key, TOKEN, VD_API_MAX_BODY,
+			       vd_api_handle, f->t.core, &server, &err) < 0)
+		fail_msg("vd_http_listen_tcp: %s", err.msg);
+	snprintf(url, len, "https://127.0.0.1:%u", vd_http_port(server));
+	return server;
+}
+
+static struct vd_api_client *https_client(const char *url, const char *token, const char *ca)
+{
+	struct vd_api_client *c = NULL;
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_api_client_config cfg = { .base_url = url, .bearer_token = token, .ca_file = ca };
+	if (vd_api_client_new(&cfg, &c, &err) < 0)
+		fail_msg("vd_api_client_new: %s", err.msg);
+	return c;
+}
+
+static void test_https(void **state)
+{
+	struct fixture *f = *state;
+	struct vd_test_tls tls;
+	char url[64];
+	json_t *reply = NULL;
+	struct vd_http_server *server = https_start(f, &tls, url, sizeof(url));
+
+	struct vd_api_client *c = https_client(url, TOKEN, tls.ca);
+	OK(vd_api_create(c, "tv1", NULL, NULL, NULL, &err_));
+	OK(vd_api_list(c, &reply, &err_));
+	assert_int_equal(json_array_size(json_object_get(reply, "volumes")), 1);
+	json_decref(reply);
+	OK(vd_api_inspect(c, "tv1", NULL, &err_));
+	FAILS(-ENOENT, "nosuch", vd_api_inspect(c, "nosuch", NULL, &err_));
+	vd_api_client_free(c);
+
+	/* A wrong token, none, and a prefix of the right one: refused, and
+	 * nothing is created. */
+	char want[128];
+	snprintf(want, sizeof(want), "volumed at %s refused the token: missing or invalid "
+		 "bearer token", url);
+	const char *bad[] = { "wrong-token-wrong-token-wrong-tok", NULL, "apiclient-test" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		c = https_client(url, bad[i], tls.ca);
+		FAILS(-EKEYREJECTED, want, vd_api_create(c, "tv2", NULL, NULL, NULL, &err_));
+		FAILS(-EKEYREJECTED, want, vd_api_list(c, NULL, &err_));
+		vd_api_client_free(c);
+	}
+	struct vd_err err = VD_ERR_INIT;
+	assert_int_equal(vd_core_inspect(f->t.core, "tv2", &reply, &err), -ENOENT);
+
+	/* Without our CA (the system's), the certificate does not verify. */
+	c = https_client(url, TOKEN, NULL);
+	FAILS(-EKEYREJECTED, "cannot verify the certificate of volumed at",
+	      vd_api_list(c, NULL, &err_));
+	vd_api_client_free(c);
+	/* A CA file that does not exist. */
+	c = https_client(url, TOKEN, "/nonexistent/ca.pem");
+	FAILS(-EINVAL, "/nonexistent/ca.pem", vd_api_list(c, NULL, &err_));
+	vd_api_client_free(c);
+	/* Plain http:// to the TLS port gets no HTTP answer. */
+	char plain[64];
+	snprintf(plain, sizeof(plain), "http://%s", url + strlen("https://"));
+	c = https_client(plain, TOKEN, NULL);
+	FAILS(-EIO, "", vd_api_list(c, NULL, &err_));
+	vd_api_client_free(c);
+
+	vd_http_stop(server);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -196,6 +276,7 @@ int main(void)
 		T(test_names_checked),
 		cmocka_unit_test(test_no_server),
 		T(test_timeout),
+		T(test_https),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

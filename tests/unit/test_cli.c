@@ -166,6 +166,97 @@ static void test_api_socket_choice(void **state)
 	assert_string_equal(vd_cli_api_socket(&cli, "/env.sock"), "/flag.sock");
 }
 
+static void test_url_options(void **state)
+{
+	(void)state;
+	struct vd_cli cli;
+	assert_int_equal(PARSE(&cli, NULL, "--url", "https://h:1", "--token-file", "/t",
+			       "--ca-file=/ca", "--json", "ls"), 0);
+	assert_string_equal(cli.url, "https://h:1");
+	assert_string_equal(cli.token_file, "/t");
+	assert_string_equal(cli.ca_file, "/ca");
+	assert_null(cli.api_socket);
+	assert_int_equal(cli.cmd, VD_CLI_LS);
+	PARSE_FAILS("option --url needs a value", "--url");
+	PARSE_FAILS("option --token-file needs a non-empty value", "--token-file=", "ls");
+	PARSE_FAILS("global option --url=https://h:1 goes before the command", "ls",
+		    "--url=https://h:1");
+	PARSE_FAILS("global option --token-file goes before", "status", "--token-file", "/t");
+	PARSE_FAILS("--url URL, --token-file FILE, --ca-file FILE", "--urls", "ls");
+	assert_non_null(strstr(vd_cli_usage, "--url"));
+	assert_non_null(strstr(vd_cli_usage, "VOLCTL_TOKEN_FILE"));
+}
+
+/* vd_cli_target of cli and env fails with -EINVAL and frag. */
+static void expect_target_fails(const struct vd_cli *cli, const struct vd_cli_env *env,
+				const char *frag)
+{
+	struct vd_cli_target t;
+	struct vd_err err = VD_ERR_INIT;
+	assert_int_equal(vd_cli_target(cli, env, &t, &err), -EINVAL);
+	if (!strstr(err.msg, frag))
+		fail_msg("message \"%s\" lacks \"%s\"", err.msg, frag);
+}
+
+static void test_target(void **state)
+{
+	(void)state;
+	struct vd_cli_target t;
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_cli cli = { 0 };
+	struct vd_cli_env env = { 0 };
+
+	/* Nothing: the default socket; NULL env too. */
+	assert_int_equal(vd_cli_target(&cli, NULL, &t, &err), 0);
+	assert_string_equal(t.unix_socket, VD_DEFAULT_API_SOCKET);
+	assert_string_equal(t.url, "");
+	/* VOLCTL_URL over VOLCTL_API_SOCKET; "" counts as unset. */
+	env = (struct vd_cli_env){ .api_socket = "/env.sock", .url = "", .token_file = "" };
+	assert_int_equal(vd_cli_target(&cli, &env, &t, &err), 0);
+	assert_string_equal(t.unix_socket, "/env.sock");
+	env = (struct vd_cli_env){ .api_socket = "/env.sock", .url = "https://env:1/",
+				   .token_file = "/env-token", .ca_file = "/env-ca" };
+	assert_int_equal(vd_cli_target(&cli, &env, &t, &err), 0);
+	assert_null(t.unix_socket);
+	assert_string_equal(t.url, "https://env:1");   /* trailing '/' dropped */
+	assert_string_equal(t.token_file, "/env-token");
+	assert_string_equal(t.ca_file, "/env-ca");
+	/* A flag beats the environment: --api-socket over VOLCTL_URL. */
+	cli.api_socket = "/flag.sock";
+	assert_int_equal(vd_cli_target(&cli, &env, &t, &err), 0);
+	assert_string_equal(t.unix_socket, "/flag.sock");
+	/* --url, --token-file and --ca-file over theirs. */
+	cli = (struct vd_cli){ .url = "https://[::1]:8443", .token_file = "/t", .ca_file = "/c" };
+	assert_int_equal(vd_cli_target(&cli, &env, &t, &err), 0);
+	assert_string_equal(t.url, "https://[::1]:8443");
+	assert_string_equal(t.token_file, "/t");
+	assert_string_equal(t.ca_file, "/c");
+	cli = (struct vd_cli){ .url = "https://h:1" };
+	env = (struct vd_cli_env){ 0 };
+	expect_target_fails(&cli, &env, "--url https://h:1 needs --token-file FILE");
+	cli.token_file = "/t";
+	assert_int_equal(vd_cli_target(&cli, &env, &t, &err), 0);
+	assert_null(t.ca_file);   /* the system's CAs */
+
+	cli = (struct vd_cli){ .url = "https://h:1", .api_socket = "/s", .token_file = "/t" };
+	expect_target_fails(&cli, &env, "--url or --api-socket, not both");
+	cli = (struct vd_cli){ .url = "http://h:1", .token_file = "/t" };
+	expect_target_fails(&cli, &env, "https:// only");
+	cli = (struct vd_cli){ .url = "h:1", .token_file = "/t" };
+	expect_target_fails(&cli, &env, "expected https://HOST:PORT");
+	cli = (struct vd_cli){ .url = "https://h:1/v1", .token_file = "/t" };
+	expect_target_fails(&cli, &env, "without a path");
+	cli = (struct vd_cli){ .url = "https://", .token_file = "/t" };
+	expect_target_fails(&cli, &env, "https://HOST:PORT");
+	cli = (struct vd_cli){ .token_file = "/t" };
+	expect_target_fails(&cli, &env, "--token-file is for --url");
+	cli = (struct vd_cli){ .ca_file = "/c" };
+	expect_target_fails(&cli, &env, "--ca-file is for --url");
+	env = (struct vd_cli_env){ .url = "http://e:1" };
+	cli = (struct vd_cli){ .token_file = "/t" };
+	expect_target_fails(&cli, &env, "VOLCTL_URL http://e:1");
+}
+
 static void test_format_list(void **state)
 {
 	(void)state;
@@ -235,6 +326,8 @@ int main(void)
 		cmocka_unit_test(test_mount_and_others),
 		cmocka_unit_test(test_global_options),
 		cmocka_unit_test(test_api_socket_choice),
+		cmocka_unit_test(test_url_options),
+		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_format_list),
 		cmocka_unit_test(test_format_status),
 	};
