@@ -21,6 +21,8 @@
 struct vd_driver_env {
 	const char *state_dir;   /* the daemon's state directory */
 	const char *node_id;     /* this node's id */
+	int agent;               /* 1: a node agent of a remote controller, which
+	                            provisions (a driver only stages here) */
 	const json_t *settings;  /* the driver's object in the config, or NULL */
 };
 

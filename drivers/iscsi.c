@@ -707,7 +707,7 @@ static int iscsi_init(const struct vd_driver_env *env, void **ret_priv, struct v
 		r = pool_open(d, env->state_dir, &d->set->backends[i], &d->pools[i], err);
 		any_tgt |= d->pools[i].tgt != NULL;
 	}
-	if (r == 0 && any_tgt) {
+	if (r == 0 && any_tgt && !env->agent) {   /* tgtd is the controller's to rebuild */
 		r = -pthread_create(&d->watcher, NULL, watch, d);
 		d->watching = r == 0;
 		if (r < 0)

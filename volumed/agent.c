@@ -29,10 +29,11 @@ static void request_do(struct vd_agent *a, const json_t *req)
 	int force = json_is_true(json_object_get(req, "force"));
 	struct vd_err err = VD_ERR_INIT;
 	char *path = NULL;
+	struct vd_mount_opts o = { .access = VD_ACCESS_SINGLE, .force = force };
 	if (!op || !vol)
 		return;
 	int r = strcmp(op, "release") == 0 ? vd_node_release(a->node, vol, force, &err)
-		: strcmp(op, "mount") == 0 ? vd_node_mount(a->node, vol, "move", NULL, &path, &err)
+		: strcmp(op, "mount") == 0 ? vd_node_mount(a->node, vol, "move", &o, &path, &err)
 		: vd_err_set(&err, -EINVAL, "unknown request %s", op);
 	free(path);
 	if (r == 0) {

@@ -470,8 +470,11 @@ void vd_api_handle(void *core, const struct vd_http_request *req,
 		rc = body_parse(req, &c.body, &err);
 	if (rc == 0)
 		rc = op->fn(&c, &err);
-	/* c.name is set only once checked, so the log never shows a bad one. */
-	vd_log_op("api", op ? op->op : "route", c.name, vd_now_ms() - t0, rc, vd_err_msg(&err));
+	/* c.name is set only once checked, so the log never shows a bad one;
+	 * a heartbeat a second per node is logged only when it fails. */
+	if (rc < 0 || !op || strcmp(op->op, "heartbeat") != 0)
+		vd_log_op("api", op ? op->op : "route", c.name, vd_now_ms() - t0, rc,
+			  vd_err_msg(&err));
 	if (rc < 0)
 		reply_error(resp, status, rc, &err);
 	else

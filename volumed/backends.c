@@ -29,7 +29,7 @@ static int settings_check(const json_t *settings, struct vd_err *err)
 	return 0;
 }
 
-int vd_backends_open(const char *state_dir, const char *node_id, const json_t *settings,
+int vd_backends_open(const char *state_dir, const char *node_id, int agent, const json_t *settings,
 		     struct vd_backends **ret_backends, struct vd_err *err)
 {
 	int r = settings_check(settings, err);
@@ -46,6 +46,7 @@ int vd_backends_open(const char *state_dir, const char *node_id, const json_t *s
 		struct vd_driver_env env = {
 			.state_dir = state_dir,
 			.node_id = node_id,
+			.agent = agent,
 			.settings = settings ? json_object_get(settings, ops->name) : NULL,
 		};
 		b->list[i].ops = ops;

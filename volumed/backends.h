@@ -16,7 +16,7 @@ struct vd_backend {
 struct vd_backends;
 
 /* settings: {"local": {...}, ...}; unknown driver names are refused. */
-int vd_backends_open(const char *state_dir, const char *node_id, const json_t *settings,
+int vd_backends_open(const char *state_dir, const char *node_id, int agent, const json_t *settings,
 		     struct vd_backends **ret_backends, struct vd_err *err);
 void vd_backends_free(struct vd_backends *backends);
 

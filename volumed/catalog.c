@@ -576,6 +576,11 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 			json_object_del(attachments, node_id);
 		r = vd_docset_put(c->docs, name, doc, 1, err);
 	}
+	/* The catalog is the truth of who holds a volume: a reservation some
+	 * other node still has at the storage (it died, or was made to let go
+	 * by force) is stale, and the new node's stage may take it over. */
+	if (r == 0 && attach && b && b->ops->storage_fence)
+		fence = 1;
 	if (r == 0 && ret_doc && fence) {   /* the new node's stage fences the old one */
 		json_t *copy = json_deep_copy(doc);
 		json_t *data = json_object_get(copy, "data");

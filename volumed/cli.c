@@ -32,6 +32,11 @@ const char vd_cli_usage[] =
 	"                          print its mountpoint\n"
 	"  unmount NAME [--id ID]  drop ID's mount; the last one unmounts\n"
 	"  status                  show the daemon's status\n"
+	"  nodes                   list the cluster's nodes: state, last heartbeat,\n"
+	"                          what each has attached\n"
+	"  move NAME --to NODE [--force]\n"
+	"                          move a volume to NODE (which mounts it); --force\n"
+	"                          takes it even while in use where it is\n"
 	"\n"
 	"Global options (before the command):\n"
 	"  --api-socket PATH  volumed's API socket (env VOLCTL_API_SOCKET,\n"
@@ -49,7 +54,7 @@ const char vd_cli_usage[] =
 #define GLOBAL_OPTS "--api-socket PATH, --url URL, --token-file FILE, --ca-file FILE, " \
 	"--json, --help, --version"
 
-enum { OPT_O = 1, OPT_DRIVER = 2, OPT_ID = 4 };
+enum { OPT_O = 1, OPT_DRIVER = 2, OPT_ID = 4, OPT_TO = 8, OPT_FORCE = 16 };
 
 struct command {
 	const char *word;
@@ -68,10 +73,12 @@ static const struct command commands[] = {
 	{ "mount", VD_CLI_MOUNT, true, OPT_ID, "mount NAME [--id ID]" },
 	{ "unmount", VD_CLI_UNMOUNT, true, OPT_ID, "unmount NAME [--id ID]" },
 	{ "status", VD_CLI_STATUS, false, 0, "status" },
+	{ "nodes", VD_CLI_NODES, false, 0, "nodes" },
+	{ "move", VD_CLI_MOVE, true, OPT_TO | OPT_FORCE, "move NAME --to NODE [--force]" },
 	{ "help", VD_CLI_HELP, false, 0, "help" },
 };
 
-#define COMMAND_WORDS "create, ls, inspect, rm, mount, unmount, status, help"
+#define COMMAND_WORDS "create, ls, inspect, rm, mount, unmount, status, nodes, move, help"
 
 /* Matches argv[*i] against an option taking a value: "LONG VALUE",
  * "LONG=VALUE", and with a short form also "-x VALUE" and "-xVALUE".
@@ -167,6 +174,13 @@ static int command_opt(const struct command *cmd, int argc, char *const *argv, i
 	if ((cmd->opts & OPT_ID) &&
 	    (r = opt_value(argc, argv, i, "--id", NULL, &cli->mount_id, err)) != 0)
 		return r;
+	if ((cmd->opts & OPT_TO) &&
+	    (r = opt_value(argc, argv, i, "--to", NULL, &cli->to, err)) != 0)
+		return r;
+	if ((cmd->opts & OPT_FORCE) && strcmp(a, "--force") == 0) {
+		cli->force = true;
+		return 1;
+	}
 	if (is_global_opt(a))
 		return vd_err_set(err, -EINVAL, "global option %s goes before the command, "
 				  "as in: volctl %s %s", a, a, cmd->word);
@@ -200,6 +214,9 @@ static int command_args(const struct command *cmd, int argc, char *const *argv, 
 	if (cmd->takes_name && !cli->name)
 		return vd_err_set(err, -EINVAL, "%s needs a volume NAME; usage: volctl %s",
 				  cmd->word, cmd->usage);
+	if ((cmd->opts & OPT_TO) && !cli->to)
+		return vd_err_set(err, -EINVAL, "%s needs --to NODE; usage: volctl %s", cmd->word,
+				  cmd->usage);
 	return 0;
 }
 
@@ -474,6 +491,49 @@ char *vd_cli_format_status(const json_t *status)
 		fprintf(f, "%s:%*s", key, (int)(width - strlen(key) + 1), "");
 		value_print(f, v);
 		fputc('\n', f);
+	}
+	return stream_finish(f, &buf);
+}
+
+/* One node's row: id, state, "1.2s ago", attached volumes joined by ','. */
+static void node_row(const json_t *node, char *out, size_t len, int id_width)
+{
+	char attached[1024] = "";
+	size_t i, used = 0;
+	json_t *v;
+	json_array_foreach(json_object_get(node, "attached"), i, v) {
+		int n = snprintf(attached + used, sizeof(attached) - used, "%s%s", i ? "," : "",
+				 json_string_value(v) ? json_string_value(v) : "?");
+		if (n < 0 || (size_t)n >= sizeof(attached) - used)
+			break;
+		used += (size_t)n;
+	}
+	const char *id = json_string_value(json_object_get(node, "id"));
+	const char *state = json_string_value(json_object_get(node, "state"));
+	double ago = (double)json_integer_value(json_object_get(node, "last_heartbeat_ms")) / 1000;
+	snprintf(out, len, "%-*s  %-7s  %7.1fs ago  %s\n", id_width, id ? id : "?",
+		 state ? state : "?", ago, used ? attached : "-");
+}
+
+char *vd_cli_format_nodes(const json_t *reply)
+{
+	const json_t *nodes = json_object_get(reply, "nodes"), *node;
+	size_t i;
+	int width = 4;
+	json_array_foreach(nodes, i, node) {
+		const char *id = json_string_value(json_object_get(node, "id"));
+		if (id && (int)strlen(id) > width)
+			width = (int)strlen(id);
+	}
+	char *buf = NULL, row[2048];
+	size_t len;
+	FILE *f = open_memstream(&buf, &len);
+	if (!f)
+		return NULL;
+	fprintf(f, "%-*s  %-7s  %12s  %s\n", width, "NODE", "STATE", "HEARTBEAT", "ATTACHED");
+	json_array_foreach(nodes, i, node) {
+		node_row(node, row, sizeof(row), width);
+		fputs(row, f);
 	}
 	return stream_finish(f, &buf);
 }

@@ -20,6 +20,8 @@ enum vd_cli_cmd {
 	VD_CLI_MOUNT,
 	VD_CLI_UNMOUNT,
 	VD_CLI_STATUS,
+	VD_CLI_NODES,
+	VD_CLI_MOVE,
 };
 
 struct vd_cli {
@@ -32,6 +34,8 @@ struct vd_cli {
 	const char *name;        /* the volume of create, inspect, rm, mount, unmount */
 	const char *driver;      /* create --driver, or NULL */
 	const char *mount_id;    /* mount/unmount --id, or NULL */
+	const char *to;          /* move --to NODE */
+	bool force;              /* move --force */
 	json_t *opts;            /* create's -o pairs as {key: value}, or NULL */
 };
 
@@ -74,5 +78,7 @@ int vd_cli_target(const struct vd_cli *cli, const struct vd_cli_env *env,
  * Both return malloc'd text ending in a newline, NULL when out of memory. */
 char *vd_cli_format_list(const json_t *reply);
 char *vd_cli_format_status(const json_t *status);
+/* `nodes`: a table NODE STATE HEARTBEAT ATTACHED of {"nodes": [...]}. */
+char *vd_cli_format_nodes(const json_t *reply);
 
 #endif

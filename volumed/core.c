@@ -121,7 +121,8 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 	core->move_wait_ms = cfg->move_wait_ms >= 0 ? cfg->move_wait_ms : MOVE_WAIT_MS_DEFAULT;
 	int agent = cfg->controller_url && *cfg->controller_url;
 	if ((r = state_dir_make(cfg->state_dir, err)) < 0 ||
-	    (r = vd_backends_open(cfg->state_dir, cfg->node_id, cfg->drivers, &core->backends, err)) < 0 ||
+	    (r = vd_backends_open(cfg->state_dir, cfg->node_id, agent, cfg->drivers,
+				       &core->backends, err)) < 0 ||
 	    (r = vd_backend_get(core->backends, core->default_driver, &(const struct vd_backend *){ NULL },
 				err)) < 0)
 		goto fail;

@@ -491,6 +491,8 @@ int vd_node_release(struct vd_node *node, const char *name, int force, struct vd
 			       "get I/O errors from now on", name, refs);
 			r = fence_locked(node, name, record, err);
 			binds_detach(record);
+			json_decref(record);   /* fencing wrote a new revision */
+			record = vd_docset_get(node->records, name);
 		}
 		json_t *edit = r == 0 ? vd_doc_edit(record) : NULL;
 		if (edit) {

@@ -14,8 +14,27 @@
 #include "apiclient.h"
 #include "cli.h"
 #include "core.h"
+#include "names.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+static int move(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
+		struct vd_err *err)
+{
+	char path[512];
+	json_t *body = json_pack("{s:s, s:b}", "to", cli->to, "force", cli->force);
+	int r = vd_name_check(cli->name, err);
+	if (r == 0 && (r = vd_name_check(cli->to, err)) < 0)
+		vd_err_prefix(err, "--to");
+	snprintf(path, sizeof(path), "/v1/volumes/%s/move", cli->name);
+	if (r == 0 && isatty(STDERR_FILENO))   /* on a terminal only: scripts stay quiet */
+		fprintf(stderr, "moving %s to node %s%s (waits for it to be let go)...\n",
+			cli->name, cli->to, cli->force ? ", forced" : "");
+	if (r == 0)
+		r = vd_api_request(c, "POST", path, body, ret_reply, err);
+	json_decref(body);
+	return r;
+}
 
 /* The one API call of the command; *ret_reply is the server's document. */
 static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
@@ -36,6 +55,10 @@ static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_
 		return vd_api_unmount(c, cli->name, cli->mount_id, ret_reply, err);
 	case VD_CLI_STATUS:
 		return vd_api_status(c, ret_reply, err);
+	case VD_CLI_NODES:
+		return vd_api_request(c, "GET", "/v1/nodes", NULL, ret_reply, err);
+	case VD_CLI_MOVE:
+		return move(c, cli, ret_reply, err);
 	default:
 		return vd_err_set(err, -EINVAL, "no API call for this command");
 	}
@@ -56,6 +79,9 @@ static int print_reply(const struct vd_cli *cli, const json_t *reply, struct vd_
 		break;
 	case VD_CLI_STATUS:
 		text = vd_cli_format_status(reply);
+		break;
+	case VD_CLI_NODES:
+		text = vd_cli_format_nodes(reply);
 		break;
 	case VD_CLI_MOUNT: {
 		const char *mp = json_string_value(json_object_get(reply, "mountpoint"));
