@@ -104,12 +104,17 @@ static void release_quietly(struct vd_node *node, const char *name, const json_t
 
 static const char *const access_names[] = { "single", "multi", "readonly" };
 
+/* The record keeps the driver's data without the controller's one-time
+ * "fence" (a later restage must never take a volume over by itself). */
 static json_t *record_new(const char *name, const json_t *doc, const char *path, int block,
 			  enum vd_access access)
 {
-	return json_pack("{s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:[], s:{}, s:I}", "volume", name,
+	json_t *data = json_deep_copy(json_object_get(doc, "data"));
+	if (json_is_object(data))
+		json_object_del(data, "fence");
+	return json_pack("{s:s, s:s, s:O, s:o, s:s, s:s, s:s, s:[], s:{}, s:I}", "volume", name,
 			 "driver", vd_doc_str(doc, "driver"), "spec", json_object_get(doc, "spec"),
-			 "data", json_object_get(doc, "data"), "path", path, "mode",
+			 "data", data ? data : json_null(), "path", path, "mode",
 			 block ? "block" : "fs", "access", access_names[access], "mount_ids",
 			 "binds", "revision", (json_int_t)0);
 }
@@ -184,12 +189,11 @@ static int bind_same(const json_t *record, const char *name, const char *id,
 /* A fenced volume is used here again: the controller must give it back
  * (it may have moved) before the data path is started again. */
 static int reattach(struct vd_node *node, const char *name, const json_t *record,
-		    const struct vd_mount_opts *o, struct vd_err *err)
+		    const struct vd_mount_opts *o, json_t **ret_doc, struct vd_err *err)
 {
-	json_t *doc = NULL, *edit;
+	json_t *edit = NULL;
 	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, o->force,
-				      &doc, err);
-	json_decref(doc);
+				      ret_doc, err);
 	if (r == 0 && !(edit = vd_doc_edit(record)))
 		r = vd_err_set(err, -ENOMEM, "out of memory");
 	if (r < 0)
@@ -197,6 +201,10 @@ static int reattach(struct vd_node *node, const char *name, const json_t *record
 	json_object_del(edit, "fenced");
 	r = vd_docset_put(node->records, name, edit, 1, err);
 	json_decref(edit);
+	if (r < 0) {
+		json_decref(*ret_doc);
+		*ret_doc = NULL;
+	}
 	return r;
 }
 
@@ -214,18 +222,21 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 	int r = bind_same(published, name, id, o, err);
 	if (r < 0)
 		return r;
+	json_t *given = NULL;   /* the controller's document, when it gave it back */
 	if (json_is_true(json_object_get(published, "fenced")) &&
-	    (r = reattach(node, name, published, o, err)) < 0)
+	    (r = reattach(node, name, published, o, &given, err)) < 0)
 		return r;
-	if ((r = stage(node, name, published, o->block, &path, err)) < 0)  /* repairs a lost mount */
-		return r;
-	if (id_index(published, id) < 0) {
-		json_t *record = vd_doc_edit(published);
+	r = stage(node, name, given ? given : published, o->block, &path, err);   /* repairs */
+	json_t *current = given ? vd_docset_get(node->records, name) : json_incref((json_t *)published);
+	json_decref(given);
+	if (r == 0 && current && id_index(current, id) < 0) {
+		json_t *record = vd_doc_edit(current);
 		r = record && record_add_id(record, id, o) == 0
 			? vd_docset_put(node->records, name, record, 1, err)
 			: vd_err_set(err, -ENOMEM, "out of memory");
 		json_decref(record);
 	}
+	json_decref(current);
 	if (r < 0) {
 		free(path);
 		return r;
@@ -369,23 +380,56 @@ static void reconcile_orphan(struct vd_node *node, const char *name)
 		vd_log(VD_LOG_INFO, "node volume=%s: released orphan attachment", name);
 }
 
+static int fence_locked(struct vd_node *node, const char *name, const json_t *record,
+			struct vd_err *err);
+
+static int listed(const json_t *names, const char *name)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(names, i, v)
+		if (strcmp(json_string_value(v), name) == 0)
+			return 1;
+	return 0;
+}
+
+/* Still in use here, but the controller gave it to another node while
+ * this one was down: never staged again here; its data path is cut. */
+static void reconcile_moved(struct vd_node *node, const json_t *record)
+{
+	const char *name = vd_doc_str(record, "volume");
+	struct vd_err err = VD_ERR_INIT;
+	if (!json_is_true(json_object_get(record, "fenced")) &&
+	    fence_locked(node, name, record, &err) < 0)
+		vd_log(VD_LOG_ERROR, "node volume=%s: cannot fence: %s", name, vd_err_msg(&err));
+	vd_log(VD_LOG_WARN, "node volume=%s: moved to another node while this one was away; "
+	       "fenced here (its users get I/O errors until they unmount it)", name);
+}
+
 static int reconcile(struct vd_node *node, struct vd_err *err)
 {
-	json_t *records, *names, *v;
+	json_t *records, *names = NULL, *v;
 	size_t i;
-	int r = vd_docset_list(node->records, &records, err);
-	if (r < 0)
-		return r;
-	json_array_foreach(records, i, v)
-		reconcile_record(node, v);
-	json_decref(records);
 	struct vd_err e = VD_ERR_INIT;
 	if (node->ctl.ops->attached(node->ctl.ctl, node->node_id, &names, &e) < 0) {
 		/* the controller is away: mounts stay as they are, orphans wait */
 		vd_log(VD_LOG_WARN, "node: cannot ask the controller what is attached here: %s",
 		       vd_err_msg(&e));
-		return 0;
+		names = NULL;
 	}
+	int r = vd_docset_list(node->records, &records, err);
+	if (r < 0) {
+		json_decref(names);
+		return r;
+	}
+	json_array_foreach(records, i, v) {
+		if (names && json_array_size(json_object_get(v, "mount_ids")) &&
+		    !listed(names, vd_doc_str(v, "volume")))
+			reconcile_moved(node, v);
+		else
+			reconcile_record(node, v);
+	}
+	json_decref(records);
 	json_array_foreach(names, i, v) {
 		const char *name = json_string_value(v);
 		json_t *record = vd_docset_get(node->records, name);
