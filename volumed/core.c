@@ -129,7 +129,8 @@ int vd_core_open(const struct vd_core_config *cfg, struct vd_core **ret_core,
 	if (agent) {
 		/* a request never waits longer than a move may, plus slack */
 		r = vd_remote_open(cfg->controller_url, cfg->token, cfg->ca_file,
-				   core->move_wait_ms + 10000L, &core->remote, err);
+				   core->move_wait_ms + 10000L, core->lease_ms / 4 + 1, &core->remote,
+				   err);
 		if (r == 0)
 			core->ctl = vd_remote_controller(core->remote);
 	} else {

@@ -19,6 +19,11 @@ struct vd_remote {
 	pthread_mutex_t lock;
 	struct vd_api_client *idle[POOL_MAX];
 	int idle_count;
+	/* heartbeats: the agent thread's own client, with a bound well under
+	 * the lease (a controller that hangs must not hold the agent back
+	 * from fencing itself) */
+	struct vd_api_client_config hb_cfg;
+	struct vd_api_client *hb;
 };
 
 static int client_take(struct vd_remote *r, struct vd_api_client **ret, struct vd_err *err)
@@ -145,11 +150,14 @@ struct vd_controller vd_remote_controller(struct vd_remote *remote)
 static int heartbeat(void *link, const char *node_id, const json_t *report,
 		     json_t **ret_requests, struct vd_err *err)
 {
+	struct vd_remote *remote = link;
 	char path[512];
 	json_t *reply = NULL;
 	int r = path_of(path, sizeof(path), "nodes", node_id, "/heartbeat", err);
+	if (r == 0 && !remote->hb)
+		r = vd_api_client_new(&remote->hb_cfg, &remote->hb, err);
 	if (r == 0)
-		r = vd_remote_request(link, "POST", path, report, &reply, err);
+		r = vd_api_request(remote->hb, "POST", path, report, &reply, err);
 	return r < 0 ? r : member(reply, "requests", ret_requests, err);
 }
 
@@ -190,7 +198,7 @@ int vd_remote_documents(struct vd_remote *remote, json_t **ret_docs, struct vd_e
 }
 
 int vd_remote_open(const char *url, const char *token, const char *ca_file, long timeout_ms,
-		   struct vd_remote **ret, struct vd_err *err)
+		   long heartbeat_timeout_ms, struct vd_remote **ret, struct vd_err *err)
 {
 	struct vd_remote *r = calloc(1, sizeof(*r));
 	if (!r)
@@ -205,6 +213,9 @@ int vd_remote_open(const char *url, const char *token, const char *ca_file, long
 						.bearer_token = *r->token ? r->token : NULL,
 						.ca_file = *r->ca_file ? r->ca_file : NULL,
 						.timeout_ms = timeout_ms };
+	r->hb_cfg = r->cfg;
+	r->hb_cfg.timeout_ms = heartbeat_timeout_ms;
+	r->hb_cfg.connect_timeout_ms = heartbeat_timeout_ms;
 	*ret = r;
 	return 0;
 }
@@ -215,6 +226,7 @@ void vd_remote_free(struct vd_remote *remote)
 		return;
 	for (int i = 0; i < remote->idle_count; i++)
 		vd_api_client_free(remote->idle[i]);
+	vd_api_client_free(remote->hb);
 	pthread_mutex_destroy(&remote->lock);
 	if (remote->token)
 		explicit_bzero(remote->token, strlen(remote->token));

@@ -24,10 +24,11 @@
 
 struct vd_remote;
 
-/* timeout_ms bounds each request (a dead controller must not hang a
- * heartbeat longer than a fraction of the lease). */
+/* timeout_ms bounds each request; heartbeat_timeout_ms each heartbeat (a
+ * fraction of the lease: a hung controller must not keep the agent from
+ * fencing itself in time). */
 int vd_remote_open(const char *url, const char *token, const char *ca_file, long timeout_ms,
-		   struct vd_remote **ret, struct vd_err *err);
+		   long heartbeat_timeout_ms, struct vd_remote **ret, struct vd_err *err);
 void vd_remote_free(struct vd_remote *remote);
 
 struct vd_controller vd_remote_controller(struct vd_remote *remote);
