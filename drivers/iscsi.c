@@ -326,7 +326,7 @@ static int lun_attach(struct iscsi_drv *d, struct pool *p, const char *name,
 	if (r == -EBUSY && preempt && holder) {
 		vd_log(VD_LOG_WARN, "iscsi: volume %s is held by reservation key 0x%016" PRIx64
 		       "; preempting it (%s)", name, holder, s->preempt ? "the volume allows "
-		       "preemption" : "the controller moved it from a dead node");
+		       "preemption" : "the controller moved it here from a fenced node");
 		vd_err_clear(err);
 		r = helper_run(d, p, &loc, np, holder, err);
 	} else if (r == -EBUSY) {

@@ -506,7 +506,7 @@ static int usable_here(const struct vd_backend *b, const json_t *doc, const char
  * wait (it was asked to let go), -EBUSY no. Caller holds name's lock. */
 static int move_from(struct vd_catalog *c, const struct vd_backend *b, const json_t *doc,
 		     const char *name, const char *other, int force, int *ret_fence,
-		     struct vd_err *err)
+		     int *ret_forced, struct vd_err *err)
 {
 	char why[256];
 	const char *pre = json_string_value(json_object_get(json_object_get(doc, "spec"), "preempt"));
@@ -532,7 +532,23 @@ static int move_from(struct vd_catalog *c, const struct vd_backend *b, const jso
 				  "there, or move it with force (volctl move --force, or the "
 				  "volume option preempt=true)", name, other, why);
 	vd_nodes_ask(c->nodes, other, "release", name, force);
+	*ret_forced = force;
 	return -EAGAIN;
+}
+
+/* Records that node `other` is letting the volume go by force; -EAGAIN
+ * (wait for it) when recorded. Consumes doc. */
+static int forced_mark(struct vd_catalog *c, const char *name, json_t *doc, const char *other,
+		       struct vd_err *err)
+{
+	json_t *edit = vd_doc_edit(doc);
+	json_decref(doc);
+	if (!edit)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	json_object_set_new(edit, "forced_release", json_string(other));
+	int r = vd_docset_put(c->docs, name, edit, 1, err);
+	json_decref(edit);
+	return r < 0 ? r : -EAGAIN;
 }
 
 /* Publishes a copy of name's document with node_id's attachment set
@@ -549,15 +565,23 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 	const struct vd_backend *b = vd_backend_find(c->backends, vd_doc_str(doc, "driver"));
 	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
 	int r = attach && !present ? usable_here(b, doc, name, node_id, access, err) : 0;
-	int fence = 0;
+	int fence = 0, forced = 0;
 	const char *other = r == 0 && attach && !present ? conflicting_node(doc, node_id, access)
 		: NULL;
 	char moved[256] = "";
-	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, err)) == -EAGAIN)
+	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, &forced, err)) ==
+	    -EAGAIN)
 		snprintf(ret_wait, 256, "%s", other);
 	else if (other && r == 0)
 		snprintf(moved, sizeof(moved), "%s", other);
-	if (r == 0 && (present != attach || *moved)) {
+	/* A node made to let go by force keeps a stale reservation at the
+	 * storage: remembered, so that the next node's stage may take it over. */
+	const char *stale = json_string_value(json_object_get(doc, "forced_release"));
+	if (r == -EAGAIN && forced && !stale)
+		return forced_mark(c, name, doc, ret_wait, err);   /* a copy: doc goes */
+	if (r == 0 && attach && !present && stale && b)
+		fence |= b->ops->storage_fence;
+	if (r == 0 && (present != attach || *moved || (attach && stale))) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);
 		json_decref(doc);
@@ -569,6 +593,8 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 		if (*moved)
 			json_object_del(attachments, moved);
 		if (attach)
+			json_object_del(doc, "forced_release");
+		if (attach)
 			json_object_set_new(attachments, node_id,
 					    json_pack("{s:s, s:s}", "since", since, "access",
 						      access_names[access]));
@@ -576,11 +602,6 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 			json_object_del(attachments, node_id);
 		r = vd_docset_put(c->docs, name, doc, 1, err);
 	}
-	/* The catalog is the truth of who holds a volume: a reservation some
-	 * other node still has at the storage (it died, or was made to let go
-	 * by force) is stale, and the new node's stage may take it over. */
-	if (r == 0 && attach && b && b->ops->storage_fence)
-		fence = 1;
 	if (r == 0 && ret_doc && fence) {   /* the new node's stage fences the old one */
 		json_t *copy = json_deep_copy(doc);
 		json_t *data = json_object_get(copy, "data");
