@@ -983,8 +983,6 @@ static int nfs_stage_op(void *priv, const char *name, const json_t *spec, const 
 	if (r == 0)
 		r = mnt_path(d, b, name, "mnt", mnt, err);
 	if (r == 0)
-		r = mkdir_p(mnt, 0755, err);
-	if (r == 0)
 		r = vd_helper_mount_state(mnt, err);
 	if (r == 2) {   /* its helper died: clear the dead mount, mount again */
 		umount2(mnt, MNT_DETACH);
@@ -993,6 +991,8 @@ static int nfs_stage_op(void *priv, const char *name, const json_t *spec, const 
 	} else if (r == 1) {
 		goto done;   /* staged already, or adopted after a restart */
 	}
+	if (r == 0)   /* after clearing a dead mount, on which mkdir fails */
+		r = mkdir_p(mnt, 0755, err);
 	if (r < 0)
 		return r;
 	if (datapath_of(d, b) == VD_NFS_KERNEL) {

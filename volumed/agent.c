@@ -17,7 +17,9 @@ struct vd_agent {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int stopping;
-	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat */
+	int busy;                 /* requests being carried out (their own threads) */
+	pthread_cond_t idle;      /* signalled when busy drops */
+	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat; lock */
 	double last_ok_ms;
 	int fenced, failing;
 };
@@ -41,9 +43,52 @@ static void request_do(struct vd_agent *a, const json_t *req)
 		return;
 	}
 	vd_log(VD_LOG_WARN, "agent: %s of volume %s refused: %s", op, vol, vd_err_msg(&err));
+	pthread_mutex_lock(&a->lock);
 	if (strcmp(op, "release") == 0)
 		json_array_append_new(a->refused, json_pack("{s:s, s:s}", "volume", vol, "reason",
 							     vd_err_msg(&err)));
+	pthread_mutex_unlock(&a->lock);
+}
+
+struct job {
+	struct vd_agent *agent;
+	json_t *request;
+};
+
+/* A request may wait (a mount waits for another node to let go): it runs
+ * in its own thread, so heartbeats go on meanwhile. */
+static void *job_run(void *arg)
+{
+	struct job *j = arg;
+	struct vd_agent *a = j->agent;
+	request_do(a, j->request);
+	json_decref(j->request);
+	free(j);
+	pthread_mutex_lock(&a->lock);
+	if (--a->busy == 0)
+		pthread_cond_broadcast(&a->idle);
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+static void job_start(struct vd_agent *a, json_t *req)
+{
+	pthread_t t;
+	pthread_attr_t attr;
+	struct job *j = malloc(sizeof(*j));
+	if (!j)
+		return;
+	*j = (struct job){ a, json_incref(req) };
+	pthread_mutex_lock(&a->lock);
+	a->busy++;
+	pthread_mutex_unlock(&a->lock);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&t, &attr, job_run, j) != 0) {
+		vd_log(VD_LOG_ERROR, "agent: cannot start a thread for a request; doing it inline");
+		job_run(j);
+	}
+	pthread_attr_destroy(&attr);
 }
 
 /* No lease for longer than the lease: stop writing to single-writer
@@ -64,9 +109,10 @@ static void beat(struct vd_agent *a)
 	json_t *requests = NULL, *req;
 	struct vd_err err = VD_ERR_INIT;
 	size_t i;
-	json_t *report = json_pack("{s:O}", "refused", a->refused);
+	pthread_mutex_lock(&a->lock);
+	json_t *report = json_pack("{s:o}", "refused", json_copy(a->refused));
+	pthread_mutex_unlock(&a->lock);
 	int r = a->link.heartbeat(a->link.link, vd_node_id(a->node), report, &requests, &err);
-	json_decref(report);
 	double now = vd_now_ms();
 	if (r < 0) {
 		if (!a->failing)
@@ -74,6 +120,7 @@ static void beat(struct vd_agent *a)
 		a->failing = 1;
 		if (a->link.remote && !a->fenced && now - a->last_ok_ms > a->lease_ms)
 			self_fence(a, now - a->last_ok_ms);
+		json_decref(report);
 		return;
 	}
 	if (a->failing)
@@ -81,9 +128,14 @@ static void beat(struct vd_agent *a)
 		       a->fenced ? "; fenced volumes are attached again when next used" : "");
 	a->failing = a->fenced = 0;
 	a->last_ok_ms = now;
-	json_array_clear(a->refused);
+	size_t sent = json_array_size(json_object_get(report, "refused"));
+	pthread_mutex_lock(&a->lock);
+	while (sent--)   /* what the controller has now; later ones go next time */
+		json_array_remove(a->refused, 0);
+	pthread_mutex_unlock(&a->lock);
+	json_decref(report);
 	json_array_foreach(requests, i, req)
-		request_do(a, req);
+		job_start(a, req);
 	json_decref(requests);
 }
 
@@ -125,6 +177,7 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
 	pthread_cond_init(&a->wake, &attr);
 	pthread_condattr_destroy(&attr);
+	pthread_cond_init(&a->idle, NULL);
 	int e = pthread_create(&a->thread, NULL, run, a);
 	if (e != 0) {
 		json_decref(a->refused);
@@ -144,6 +197,11 @@ void vd_agent_stop(struct vd_agent *agent)
 	pthread_cond_signal(&agent->wake);
 	pthread_mutex_unlock(&agent->lock);
 	pthread_join(agent->thread, NULL);
+	pthread_mutex_lock(&agent->lock);
+	while (agent->busy)   /* a request in flight uses the node */
+		pthread_cond_wait(&agent->idle, &agent->lock);
+	pthread_mutex_unlock(&agent->lock);
+	pthread_cond_destroy(&agent->idle);
 	pthread_cond_destroy(&agent->wake);
 	pthread_mutex_destroy(&agent->lock);
 	json_decref(agent->refused);

@@ -506,7 +506,7 @@ static int usable_here(const struct vd_backend *b, const json_t *doc, const char
  * wait (it was asked to let go), -EBUSY no. Caller holds name's lock. */
 static int move_from(struct vd_catalog *c, const struct vd_backend *b, const json_t *doc,
 		     const char *name, const char *other, int force, int *ret_fence,
-		     int *ret_forced, struct vd_err *err)
+		     struct vd_err *err)
 {
 	char why[256];
 	const char *pre = json_string_value(json_object_get(json_object_get(doc, "spec"), "preempt"));
@@ -527,28 +527,13 @@ static int move_from(struct vd_catalog *c, const struct vd_backend *b, const jso
 	}
 	if (st == VD_NODE_DEAD)
 		return -EAGAIN;   /* its agent fences itself by lease * 1.5 */
+	/* asked first: a new request drops an answer to an older one */
+	vd_nodes_ask(c->nodes, other, "release", name, force);
 	if (!force && vd_nodes_refusal(c->nodes, other, name, why, sizeof(why)))
 		return vd_err_set(err, -EBUSY, "volume %s is in use on node %s (%s); stop its users "
 				  "there, or move it with force (volctl move --force, or the "
 				  "volume option preempt=true)", name, other, why);
-	vd_nodes_ask(c->nodes, other, "release", name, force);
-	*ret_forced = force;
 	return -EAGAIN;
-}
-
-/* Records that node `other` is letting the volume go by force; -EAGAIN
- * (wait for it) when recorded. Consumes doc. */
-static int forced_mark(struct vd_catalog *c, const char *name, json_t *doc, const char *other,
-		       struct vd_err *err)
-{
-	json_t *edit = vd_doc_edit(doc);
-	json_decref(doc);
-	if (!edit)
-		return vd_err_set(err, -ENOMEM, "out of memory");
-	json_object_set_new(edit, "forced_release", json_string(other));
-	int r = vd_docset_put(c->docs, name, edit, 1, err);
-	json_decref(edit);
-	return r < 0 ? r : -EAGAIN;
 }
 
 /* Publishes a copy of name's document with node_id's attachment set
@@ -565,23 +550,21 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 	const struct vd_backend *b = vd_backend_find(c->backends, vd_doc_str(doc, "driver"));
 	int present = json_object_get(json_object_get(doc, "attachments"), node_id) != NULL;
 	int r = attach && !present ? usable_here(b, doc, name, node_id, access, err) : 0;
-	int fence = 0, forced = 0;
+	int fence = 0;
 	const char *other = r == 0 && attach && !present ? conflicting_node(doc, node_id, access)
 		: NULL;
 	char moved[256] = "";
-	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, &forced, err)) ==
-	    -EAGAIN)
+	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, err)) == -EAGAIN)
 		snprintf(ret_wait, 256, "%s", other);
 	else if (other && r == 0)
 		snprintf(moved, sizeof(moved), "%s", other);
-	/* A node made to let go by force keeps a stale reservation at the
-	 * storage: remembered, so that the next node's stage may take it over. */
-	const char *stale = json_string_value(json_object_get(doc, "forced_release"));
-	if (r == -EAGAIN && forced && !stale)
-		return forced_mark(c, name, doc, ret_wait, err);   /* a copy: doc goes */
-	if (r == 0 && attach && !present && stale && b)
+	/* The node that last detached cannot write any more (it unstaged, or
+	 * was fenced, first); a reservation it may have left at the storage is
+	 * stale, and another node's stage may take it over. */
+	const char *last = json_string_value(json_object_get(doc, "last_holder"));
+	if (r == 0 && attach && !present && last && strcmp(last, node_id) != 0 && b)
 		fence |= b->ops->storage_fence;
-	if (r == 0 && (present != attach || *moved || (attach && stale))) {
+	if (r == 0 && (present != attach || *moved)) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);
 		json_decref(doc);
@@ -593,7 +576,9 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 		if (*moved)
 			json_object_del(attachments, moved);
 		if (attach)
-			json_object_del(doc, "forced_release");
+			json_object_del(doc, "last_holder");
+		else if (b && b->ops->storage_fence)
+			json_object_set_new(doc, "last_holder", json_string(node_id));
 		if (attach)
 			json_object_set_new(attachments, node_id,
 					    json_pack("{s:s, s:s}", "since", since, "access",

@@ -860,13 +860,7 @@ int vd_core_move(struct vd_core *core, const char *name, const char *to, int for
 		json_decref(doc);
 	if (r < 0 || attached_to(core, name, to))
 		return r;
-	if (force && doc_get(core, name, &doc, NULL) == 0) {   /* make the holders let go */
-		const char *node;
-		json_t *a;
-		json_object_foreach(json_object_get(doc, "attachments"), node, a)
-			vd_nodes_ask(core->nodes, node, "release", name, 1);
-		json_decref(doc);
-	}
+	/* `to`'s attach asks the holder to let go (by force when asked) */
 	vd_nodes_ask(core->nodes, to, "mount", name, force);
 	double deadline = vd_now_ms() + core->move_wait_ms + 2.0 * core->lease_ms;
 	while (!attached_to(core, name, to)) {

@@ -262,15 +262,16 @@ void vd_nodes_ask(struct vd_nodes *nodes, const char *node_id, const char *op,
 	struct entry *e = find(nodes, node_id);
 	int pending = 0;
 	if (e) {
-		json_object_del(e->refusals, volume);   /* a new ask gets a new answer */
 		json_array_foreach(e->requests, i, v)
 			pending |= strcmp(json_string_value(json_object_get(v, "volume")), volume) == 0 &&
 				   strcmp(json_string_value(json_object_get(v, "op")), op) == 0 &&
 				   json_is_true(json_object_get(v, "force")) == !!force;
-		if (!pending)
+		if (!pending) {
+			json_object_del(e->refusals, volume);   /* a new ask gets a new answer */
 			json_array_append_new(e->requests, json_pack("{s:s, s:s, s:b}", "op", op,
 								     "volume", volume, "force",
 								     force));
+		}
 	}
 	pthread_mutex_unlock(&nodes->lock);
 }

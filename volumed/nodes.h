@@ -47,7 +47,8 @@ int vd_nodes_known(struct vd_nodes *nodes, const char *node_id);
 int vd_nodes_list(struct vd_nodes *nodes, json_t **ret, struct vd_err *err);
 
 /* Asks node_id to release (force: even while in use; its users get EIO)
- * or to mount volume. Repeated asks are one request. */
+ * or to mount volume. Repeated asks are one request until it is handed
+ * over; a new request drops the node's answer to the previous one. */
 void vd_nodes_ask(struct vd_nodes *nodes, const char *node_id, const char *op,
 		  const char *volume, int force);
 /* What node_id answered about releasing volume since the last ask: NULL
