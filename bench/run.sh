@@ -18,6 +18,9 @@
 #       O_DIRECT writes + fdatasync (bench/blockio.c), through an iscsi volume
 #       (ext4 on a loop device over volumed-iscsi-fuse) vs raw libiscsi on a
 #       LUN (bench/iscsi_bench.c) vs ext4 on a loop device over a local file.
+#   (g) volume moves between two node agents of one controller, per driver
+#       (iscsi, nfs): graceful hand-over, forced move, crash move (SIGKILL),
+#       from "use on B" to "mounted on B" (bench/move_bench.sh).
 #
 #   BUILD=build bench/run.sh [--out FILE]
 #   BENCH_N (default 30), BENCH_VOLUMES (default 10000), BENCH_GETS (2000),
@@ -27,7 +30,9 @@
 #   BENCH_NFS_REPS (3: the median of 3 runs of each NFS figure),
 #   BENCH_ISCSI (1; 0 skips (f)), BENCH_ISCSI_MIB (512), BENCH_ISCSI_OPS (4 KiB
 #   random writes per run, 2000), BENCH_ISCSI_REPS (3), BENCH_ISCSI_QD (8: raw
-#   libiscsi's extra sequential rows with 8 commands in flight; 1 omits them).
+#   libiscsi's extra sequential rows with 8 commands in flight; 1 omits them),
+#   BENCH_MOVE (1; 0 skips (g)), BENCH_MOVE_N (graceful and forced moves per
+#   driver, 20), BENCH_MOVE_CRASH_N (crash moves per driver, BENCH_MOVE_N).
 # Prints a table; writes nothing into the tree unless --out FILE is given.
 set -u
 
@@ -36,7 +41,7 @@ while (($#)); do
 	case $1 in
 	--out) out_file=${2:?--out needs a file}; shift 2 ;;
 	--out=*) out_file=${1#--out=}; shift ;;
-	-h | --help) sed -n '2,31p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,36p' "$0"; exit 0 ;;
 	*) echo "bench: unknown argument $1 (allowed: --out FILE)" >&2; exit 2 ;;
 	esac
 done
@@ -59,6 +64,9 @@ ISCSI_OPS=${BENCH_ISCSI_OPS:-2000}
 ISCSI_REPS=${BENCH_ISCSI_REPS:-3}
 ISCSI_QD=${BENCH_ISCSI_QD:-8}
 ISCSI_SPAN=64   # MiB: the file (or LUN region) the 4 KiB random writes land in
+MOVE_BENCH=${BENCH_MOVE:-1}
+MOVE_N=${BENCH_MOVE_N:-20}
+MOVE_CRASH_N=${BENCH_MOVE_CRASH_N:-$MOVE_N}
 
 source "$(dirname "$0")/../tests/integ/lib.sh"
 
@@ -448,6 +456,14 @@ fi
 # tgtd, the local loop device, anything a failed step left mounted.
 [[ -z $ISCSI_PORT ]] || iscsi_cleanup
 
+# ---- (g) Moves between nodes (bench/move_bench.sh). Not fatal, like (e) and
+# (f): g_skip (or g_skip_iscsi, g_skip_nfs) says why, and the table still prints.
+source "$(dirname "$0")/move_bench.sh"
+scenario "(g) volume moves between two nodes: graceful, forced x$MOVE_N, crash x$MOVE_CRASH_N, iscsi and nfs"
+move_section
+[[ -z $g_skip ]] || log "moves section skipped: $g_skip"
+move_cleanup
+
 ms() { awk -v u="$1" 'BEGIN { printf "%.1f ms", u / 1000 }'; }
 us() { awk -v u="$1" 'BEGIN { printf "%.0f us", u }'; }
 ms_of() { awk -v m="$1" 'BEGIN { printf "%.1f ms", m }'; }
@@ -559,8 +575,8 @@ iscsi_table() {
 }
 
 echo
-{ table; nfs_table; iscsi_table; }
+{ table; nfs_table; iscsi_table; move_table; }
 if [[ -n $out_file ]]; then
-	{ table; nfs_table; iscsi_table; } >"$out_file" || fail "cannot write $out_file"
+	{ table; nfs_table; iscsi_table; move_table; } >"$out_file" || fail "cannot write $out_file"
 	log "table written to $out_file"
 fi
