@@ -506,7 +506,7 @@ static int usable_here(const struct vd_backend *b, const json_t *doc, const char
  * wait (it was asked to let go), -EBUSY no. Caller holds name's lock. */
 static int move_from(struct vd_catalog *c, const struct vd_backend *b, const json_t *doc,
 		     const char *name, const char *other, int force, int *ret_fence,
-		     struct vd_err *err)
+		     int *asked, struct vd_err *err)
 {
 	char why[256];
 	const char *pre = json_string_value(json_object_get(json_object_get(doc, "spec"), "preempt"));
@@ -527,8 +527,11 @@ static int move_from(struct vd_catalog *c, const struct vd_backend *b, const jso
 	}
 	if (st == VD_NODE_DEAD)
 		return -EAGAIN;   /* its agent fences itself by lease * 1.5 */
-	/* asked first: a new request drops an answer to an older one */
-	vd_nodes_ask(c->nodes, other, "release", name, force);
+	/* asked once per attach, first: a new request drops the node's answer
+	 * to an older one; then its answer to this one is awaited */
+	if (!*asked)
+		vd_nodes_ask(c->nodes, other, "release", name, force);
+	*asked = 1;
 	if (!force && vd_nodes_refusal(c->nodes, other, name, why, sizeof(why)))
 		return vd_err_set(err, -EBUSY, "volume %s is in use on node %s (%s); stop its users "
 				  "there, or move it with force (volctl move --force, or the "
@@ -542,7 +545,7 @@ static int move_from(struct vd_catalog *c, const struct vd_backend *b, const jso
  * node named there to let go, then try again. */
 static int attachment_change(struct vd_catalog *c, const char *name, const char *node_id,
 			     int attach, enum vd_access access, int force, json_t **ret_doc,
-			     char *ret_wait, struct vd_err *err)
+			     char *ret_wait, int *asked, struct vd_err *err)
 {
 	json_t *doc = vd_docset_get(c->docs, name);
 	if (!doc)
@@ -554,7 +557,8 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 	const char *other = r == 0 && attach && !present ? conflicting_node(doc, node_id, access)
 		: NULL;
 	char moved[256] = "";
-	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, err)) == -EAGAIN)
+	if (other && b && (r = move_from(c, b, doc, name, other, force, &fence, asked, err)) ==
+	    -EAGAIN)
 		snprintf(ret_wait, 256, "%s", other);
 	else if (other && r == 0)
 		snprintf(moved, sizeof(moved), "%s", other);
@@ -602,11 +606,12 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 
 static int ctl_change(void *ctl, const char *name, const char *node_id, int attach,
 		      enum vd_access access, int force, json_t **ret_doc, char *ret_wait,
-		      struct vd_err *err)
+		      int *asked, struct vd_err *err)
 {
 	struct vd_catalog *c = ctl;
 	struct vd_lock *lock = vd_docset_lock(c->docs, name);
-	int r = attachment_change(c, name, node_id, attach, access, force, ret_doc, ret_wait, err);
+	int r = attachment_change(c, name, node_id, attach, access, force, ret_doc, ret_wait,
+				  asked, err);
 	vd_docset_unlock(c->docs, lock);
 	if (r == 0 && !attach && c->nodes)
 		vd_nodes_signal(c->nodes);   /* a move may wait for this */
@@ -620,8 +625,9 @@ static int ctl_attach(void *ctl, const char *name, const char *node_id, enum vd_
 	struct vd_catalog *c = ctl;
 	double deadline = vd_now_ms() + c->move_wait_ms;
 	char other[256] = "";
+	int asked = 0;
 	for (;;) {
-		int r = ctl_change(ctl, name, node_id, 1, access, force, ret_doc, other, err);
+		int r = ctl_change(ctl, name, node_id, 1, access, force, ret_doc, other, &asked, err);
 		if (r != -EAGAIN)
 			return r;
 		double now = vd_now_ms();
@@ -637,7 +643,8 @@ static int ctl_attach(void *ctl, const char *name, const char *node_id, enum vd_
 static int ctl_detach(void *ctl, const char *name, const char *node_id, struct vd_err *err)
 {
 	char unused[256];
-	return ctl_change(ctl, name, node_id, 0, VD_ACCESS_SINGLE, 0, NULL, unused, err);
+	int asked = 0;
+	return ctl_change(ctl, name, node_id, 0, VD_ACCESS_SINGLE, 0, NULL, unused, &asked, err);
 }
 
 static int ctl_attached(void *ctl, const char *node_id, json_t **ret_names, struct vd_err *err)
