@@ -44,9 +44,8 @@ static void request_do(struct vd_agent *a, const json_t *req)
 	}
 	vd_log(VD_LOG_WARN, "agent: %s of volume %s refused: %s", op, vol, vd_err_msg(&err));
 	pthread_mutex_lock(&a->lock);
-	if (strcmp(op, "release") == 0)
-		json_array_append_new(a->refused, json_pack("{s:s, s:s}", "volume", vol, "reason",
-							     vd_err_msg(&err)));
+	json_array_append_new(a->refused, json_pack("{s:s, s:s}", "volume", vol, "reason",
+						     vd_err_msg(&err)));
 	pthread_mutex_unlock(&a->lock);
 }
 

@@ -863,7 +863,11 @@ int vd_core_move(struct vd_core *core, const char *name, const char *to, int for
 	/* `to`'s attach asks the holder to let go (by force when asked) */
 	vd_nodes_ask(core->nodes, to, "mount", name, force);
 	double deadline = vd_now_ms() + core->move_wait_ms + 2.0 * core->lease_ms;
+	char why[512];
 	while (!attached_to(core, name, to)) {
+		if (vd_nodes_refusal(core->nodes, to, name, why, sizeof(why)))
+			return vd_err_set(err, -EBUSY, "node %s could not take volume %s: %s", to, name,
+					  why);
 		if (vd_now_ms() >= deadline)
 			return vd_err_set(err, -ETIMEDOUT, "volume %s did not reach node %s within %.0f "
 					  "s; see both nodes' logs (volctl nodes shows their state)",

@@ -535,6 +535,9 @@ int vd_node_release(struct vd_node *node, const char *name, int force, struct vd
 			       "get I/O errors from now on", name, refs);
 			r = fence_locked(node, name, record, err);
 			binds_detach(record);
+			/* processes with files open there keep them (and get errors);
+			 * the mount itself goes, so the unstage below can finish */
+			umount2(vd_doc_str(record, "path"), MNT_DETACH);
 			json_decref(record);   /* fencing wrote a new revision */
 			record = vd_docset_get(node->records, name);
 		}

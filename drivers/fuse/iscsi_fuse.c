@@ -245,8 +245,7 @@ int main(int argc, char **argv)
 			 "max_read=1048576", a.url);
 	int exit_code = helper_serve(argv[0], iscsifs_operations(), fs, a.mountpoint, real_mp, opts,
 				     MAX_WORKERS, 2);
-	if (exit_code == 0)
-		iscsifs_release(fs);
+	iscsifs_release(fs);   /* on any ending: nothing more is written (skipped when fenced) */
 
 	struct iscsifs_stats s;
 	iscsifs_get_stats(fs, &s);
