@@ -92,18 +92,8 @@ g_mounted() {
 # tests/integ/test_cluster_api.sh).
 g_pki() {
 	local pki=$G/pki
-	mkdir -p "$pki" && chmod 700 "$pki"
-	{
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$pki/ca.key" -out "$pki/ca.pem" -days 2 -subj "/CN=volumed bench CA" &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$pki/server.key" -out "$pki/server.csr" -subj "/CN=127.0.0.1" &&
-		printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-			"keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$pki/server.ext" &&
-		openssl x509 -req -in "$pki/server.csr" -CA "$pki/ca.pem" -CAkey "$pki/ca.key" \
-			-CAcreateserial -out "$pki/server.pem" -days 2 -extfile "$pki/server.ext" &&
-		openssl rand -hex 32 >"$G/token"
-	} >"$pki/openssl.log" 2>&1 || { g_skip="openssl: $(tail -n 3 "$pki/openssl.log" | tr '\n' ' ')"; return 1; }
+	{ tls_pki_make "$pki" && openssl rand -hex 32 >"$G/token"; } ||
+		{ g_skip="openssl: $(tail -n 3 "$pki/openssl.log" | tr '\n' ' ')"; return 1; }
 	chmod 600 "$G/token"
 }
 

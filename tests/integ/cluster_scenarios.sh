@@ -85,18 +85,7 @@ bug() {
 # ---------------------------------------------------------------- PKI, ports
 
 pki_make() {
-	mkdir -p "$PKI"
-	chmod 700 "$PKI"
-	{
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$PKI/ca.key" -out "$PKI/ca.pem" -days 2 -subj "/CN=volumed itest CA" &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$PKI/server.key" -out "$PKI/server.csr" -subj "/CN=127.0.0.1" &&
-		printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-			"keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$PKI/server.ext" &&
-		openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-			-CAcreateserial -out "$PKI/server.pem" -days 2 -extfile "$PKI/server.ext"
-	} >"$PKI/openssl.log" 2>&1 || fail "openssl could not make the test certificates: $(tail -n 5 "$PKI/openssl.log")"
+	tls_pki_make "$PKI" || fail "openssl could not make the test certificates: $(tail -n 5 "$PKI/openssl.log")"
 }
 
 # port_pick VAR [EXCEPT]: VAR = a free TCP port in 24000..24799 (from a pid
@@ -1463,8 +1452,11 @@ nloop=$(grep -c . <<<"$loopfail")
 nstale=$(cat "$T/pr-stale" 2>/dev/null | grep -c .)
 metric "iscsi_helper_stops_with_loop_failed_103" \
 	"$nloop of $(cat "$T"/n-*/state/iscsi/*/*/helper.log 2>/dev/null | grep -c 'event=exit') helper exits; a stale reservation met $((nstale)) time(s) in $(cat "$T/pr-checks" 2>/dev/null | grep -c .) checks"
-if ((nloop > 0 || nstale > 0)); then
-	bug "iscsi helper: on a plain unmount the helper sometimes logs 'event=loop-failed err=103' then 'event=stopping reason=error' and exits 1 without releasing its persistent reservation (iscsifs_release runs only when the FUSE loop returned 0): the next node's mount fails with 'in use by another node (reservation key ...)' and volctl rm with 'in use by a node (reservation key ...)'. Seen $nloop time(s)$( ((nloop)) && echo ", first: $(head -n 1 <<<"$loopfail" | sed "s|$T/||" | cut -c1-200)")$( ((nstale)) && echo "; effect: $(head -n 1 "$T/pr-stale" | cut -c1-300)")"
+if ((nloop > 0 && nstale == 0)); then
+	log "  note: $nloop iscsi helper stop(s) on a plain unmount logged 'event=loop-failed err=103' (an error for a normal unmount), their reservations released all the same; first: $(head -n 1 <<<"$loopfail" | sed "s|$T/||" | cut -c1-200)"
+fi
+if ((nstale > 0)); then
+	bug "iscsi helper: an unmount left the node's persistent reservation at the target (the helper, stopped by a plain unmount, sometimes logs 'event=loop-failed err=103' then 'event=stopping reason=error' and exits 1 without releasing it): the next node's mount fails with 'in use by another node (reservation key ...)' and volctl rm with 'in use by a node (reservation key ...)'. Seen $nloop time(s)$( ((nloop)) && echo ", first: $(head -n 1 <<<"$loopfail" | sed "s|$T/||" | cut -c1-200)")$( ((nstale)) && echo "; effect: $(head -n 1 "$T/pr-stale" | cut -c1-300)")"
 fi
 log "measured:"
 sed 's/^/    /' "$METRICS"

@@ -970,3 +970,23 @@ iscsi_cleanup() {
 	iscsi_target_stop
 	return 0
 }
+
+# ---------------------------------------------------------------- TLS
+
+# tls_pki_make DIR: a throwaway CA (DIR/ca.pem) and a server certificate for
+# 127.0.0.1 signed by it (DIR/server.pem, DIR/server.key), made with the
+# openssl CLI; its output goes to DIR/openssl.log. Status 1 on failure.
+tls_pki_make() {
+	local d=$1
+	mkdir -p "$d" && chmod 700 "$d"
+	{
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/ca.key" -out "$d/ca.pem" -days 2 -subj "/CN=volumed test CA" &&
+		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$d/server.key" -out "$d/server.csr" -subj "/CN=127.0.0.1" &&
+		printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=CA:FALSE" \
+			"keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$d/server.ext" &&
+		openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+			-CAcreateserial -out "$d/server.pem" -days 2 -extfile "$d/server.ext"
+	} >"$d/openssl.log" 2>&1
+}

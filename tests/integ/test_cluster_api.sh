@@ -18,18 +18,7 @@ VOLCTL_OUTPUTS=$T/volctl-outputs   # everything volctl printed, checked for the 
 
 # pki_make: a CA, and a server certificate for 127.0.0.1 signed by it.
 pki_make() {
-	mkdir -p "$PKI"
-	chmod 700 "$PKI"
-	{
-		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$PKI/ca.key" -out "$PKI/ca.pem" -days 2 -subj "/CN=volumed itest CA" &&
-		openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
-			-keyout "$PKI/server.key" -out "$PKI/server.csr" -subj "/CN=127.0.0.1" &&
-		printf '%s\n' "subjectAltName=IP:127.0.0.1" "basicConstraints=CA:FALSE" \
-			"keyUsage=digitalSignature" "extendedKeyUsage=serverAuth" >"$PKI/server.ext" &&
-		openssl x509 -req -in "$PKI/server.csr" -CA "$PKI/ca.pem" -CAkey "$PKI/ca.key" \
-			-CAcreateserial -out "$PKI/server.pem" -days 2 -extfile "$PKI/server.ext"
-	} >"$PKI/openssl.log" 2>&1 || fail "openssl could not make the test certificates: $(tail -n 5 "$PKI/openssl.log")"
+	tls_pki_make "$PKI" || fail "openssl could not make the test certificates: $(tail -n 5 "$PKI/openssl.log")"
 	# Another CA, which did not sign the server's certificate.
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
 		-keyout "$PKI/other-ca.key" -out "$PKI/other-ca.pem" -days 2 -subj "/CN=other CA" \
