@@ -20,6 +20,7 @@ struct vd_agent {
 	int busy;                 /* requests being carried out (their own threads) */
 	pthread_cond_t idle;      /* signalled when busy drops */
 	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat; lock */
+	json_t *done;             /* [{"volume"}] carried out, for the next heartbeat; lock */
 	double last_ok_ms;
 	int fenced, failing;
 };
@@ -40,6 +41,9 @@ static void request_do(struct vd_agent *a, const json_t *req)
 	free(path);
 	if (r == 0) {
 		vd_log(VD_LOG_INFO, "agent: %s of volume %s done%s", op, vol, force ? " (forced)" : "");
+		pthread_mutex_lock(&a->lock);
+		json_array_append_new(a->done, json_pack("{s:s}", "volume", vol));
+		pthread_mutex_unlock(&a->lock);
 		return;
 	}
 	vd_log(VD_LOG_WARN, "agent: %s of volume %s refused: %s", op, vol, vd_err_msg(&err));
@@ -109,7 +113,8 @@ static void beat(struct vd_agent *a)
 	struct vd_err err = VD_ERR_INIT;
 	size_t i;
 	pthread_mutex_lock(&a->lock);
-	json_t *report = json_pack("{s:o}", "refused", json_copy(a->refused));
+	json_t *report = json_pack("{s:o, s:o}", "refused", json_copy(a->refused), "done",
+				   json_copy(a->done));
 	pthread_mutex_unlock(&a->lock);
 	int r = a->link.heartbeat(a->link.link, vd_node_id(a->node), report, &requests, &err);
 	double now = vd_now_ms();
@@ -128,9 +133,12 @@ static void beat(struct vd_agent *a)
 	a->failing = a->fenced = 0;
 	a->last_ok_ms = now;
 	size_t sent = json_array_size(json_object_get(report, "refused"));
+	size_t sent_done = json_array_size(json_object_get(report, "done"));
 	pthread_mutex_lock(&a->lock);
 	while (sent--)   /* what the controller has now; later ones go next time */
 		json_array_remove(a->refused, 0);
+	while (sent_done--)
+		json_array_remove(a->done, 0);
 	pthread_mutex_unlock(&a->lock);
 	json_decref(report);
 	json_array_foreach(requests, i, req)
@@ -162,7 +170,9 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 		   struct vd_agent **ret, struct vd_err *err)
 {
 	struct vd_agent *a = calloc(1, sizeof(*a));
-	if (!a || !(a->refused = json_array())) {
+	if (!a || !(a->refused = json_array()) || !(a->done = json_array())) {
+		if (a)
+			json_decref(a->refused);
 		free(a);
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	}
@@ -180,6 +190,7 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 	int e = pthread_create(&a->thread, NULL, run, a);
 	if (e != 0) {
 		json_decref(a->refused);
+		json_decref(a->done);
 		free(a);
 		return vd_err_set(err, -e, "cannot start the agent thread: %s", strerror(e));
 	}
@@ -204,5 +215,6 @@ void vd_agent_stop(struct vd_agent *agent)
 	pthread_cond_destroy(&agent->wake);
 	pthread_mutex_destroy(&agent->lock);
 	json_decref(agent->refused);
+	json_decref(agent->done);
 	free(agent);
 }

@@ -864,7 +864,8 @@ int vd_core_move(struct vd_core *core, const char *name, const char *to, int for
 	vd_nodes_ask(core->nodes, to, "mount", name, force);
 	double deadline = vd_now_ms() + core->move_wait_ms + 2.0 * core->lease_ms;
 	char why[512];
-	while (!attached_to(core, name, to)) {
+	/* done when `to` says its mount is done, not when the catalog says so */
+	while (!attached_to(core, name, to) || !vd_nodes_done(core->nodes, to, name)) {
 		if (vd_nodes_refusal(core->nodes, to, name, why, sizeof(why)))
 			return vd_err_set(err, -EBUSY, "node %s could not take volume %s: %s", to, name,
 					  why);

@@ -19,6 +19,7 @@ struct entry {
 	char registered_at[40];
 	json_t *requests;        /* [{"op","volume","force"}] not yet handed over */
 	json_t *refusals;        /* {volume: reason} */
+	json_t *done;            /* {volume: true}: mounts it reported done */
 	int dead_logged;
 };
 
@@ -47,12 +48,14 @@ static struct entry *add(struct vd_nodes *n, const char *id, const char *registe
 	n->list = bigger;
 	struct entry *e = &n->list[n->count];
 	*e = (struct entry){ .id = strdup(id), .last_ms = vd_now_ms(),
-			     .requests = json_array(), .refusals = json_object() };
+			     .requests = json_array(), .refusals = json_object(),
+			     .done = json_object() };
 	snprintf(e->registered_at, sizeof(e->registered_at), "%s", registered_at);
-	if (!e->id || !e->requests || !e->refusals) {
+	if (!e->id || !e->requests || !e->refusals || !e->done) {
 		free(e->id);
 		json_decref(e->requests);
 		json_decref(e->refusals);
+		json_decref(e->done);
 		return NULL;
 	}
 	n->count++;
@@ -104,6 +107,7 @@ void vd_nodes_free(struct vd_nodes *nodes)
 		free(nodes->list[i].id);
 		json_decref(nodes->list[i].requests);
 		json_decref(nodes->list[i].refusals);
+		json_decref(nodes->list[i].done);
 	}
 	free(nodes->list);
 	vd_store_free(nodes->store);
@@ -146,6 +150,11 @@ static void take_report(struct entry *e, const json_t *report)
 		const char *why = json_string_value(json_object_get(v, "reason"));
 		if (vol && vd_name_check(vol, NULL) == 0)
 			json_object_set_new(e->refusals, vol, json_string(why ? why : "in use"));
+	}
+	json_array_foreach(json_object_get(report, "done"), i, v) {
+		const char *vol = json_string_value(json_object_get(v, "volume"));
+		if (vol && vd_name_check(vol, NULL) == 0)
+			json_object_set_new(e->done, vol, json_true());
 	}
 }
 
@@ -268,6 +277,7 @@ void vd_nodes_ask(struct vd_nodes *nodes, const char *node_id, const char *op,
 				   json_is_true(json_object_get(v, "force")) == !!force;
 		if (!pending) {
 			json_object_del(e->refusals, volume);   /* a new ask gets a new answer */
+			json_object_del(e->done, volume);
 			json_array_append_new(e->requests, json_pack("{s:s, s:s, s:b}", "op", op,
 								     "volume", volume, "force",
 								     force));
@@ -289,6 +299,15 @@ const char *vd_nodes_refusal(struct vd_nodes *nodes, const char *node_id, const 
 	}
 	pthread_mutex_unlock(&nodes->lock);
 	return out;
+}
+
+int vd_nodes_done(struct vd_nodes *nodes, const char *node_id, const char *volume)
+{
+	pthread_mutex_lock(&nodes->lock);
+	struct entry *e = find(nodes, node_id);
+	int done = e && json_object_get(e->done, volume) != NULL;
+	pthread_mutex_unlock(&nodes->lock);
+	return done;
 }
 
 void vd_nodes_signal(struct vd_nodes *nodes)

@@ -55,6 +55,8 @@ void vd_nodes_ask(struct vd_nodes *nodes, const char *node_id, const char *op,
  * when nothing, else its reason for refusing (copied into buf). */
 const char *vd_nodes_refusal(struct vd_nodes *nodes, const char *node_id, const char *volume,
 			     char *buf, size_t len);
+/* 1 when node_id reported the last request about volume done. */
+int vd_nodes_done(struct vd_nodes *nodes, const char *node_id, const char *volume);
 /* Wakes the waiters (a detach happened). */
 void vd_nodes_signal(struct vd_nodes *nodes);
 /* Sleeps until something changes or until deadline (vd_now_ms() time). */
