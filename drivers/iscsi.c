@@ -260,6 +260,15 @@ static int node_paths(const struct iscsi_drv *d, const struct pool *p, const cha
 	return r;
 }
 
+/* What every node-side op starts with: the spec, its pool, the paths. */
+static int node_volume(struct iscsi_drv *d, const char *name, const json_t *spec,
+		       struct vd_iscsi_spec *s, struct pool **ret_pool, struct node_paths *np,
+		       struct vd_err *err)
+{
+	int r = volume_get(d, spec, s, ret_pool, err);
+	return r < 0 ? r : node_paths(d, *ret_pool, name, np, err);
+}
+
 /* "USER\nPASSWORD\n[TARGET-USER\nTARGET-PASSWORD\n]" for the helper. */
 static const char *chap_text(const struct vd_iscsi_chap *c, char *buf, size_t len)
 {
@@ -359,9 +368,7 @@ static int iscsi_stage_op(void *priv, const char *name, const json_t *spec, cons
 	struct vd_iscsi_spec s;
 	struct node_paths np;
 	struct pool *p;
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r == 0)
 		r = lun_attach(d, p, name, &s, data, &np, err);
 	if (r < 0)
@@ -387,9 +394,7 @@ static int iscsi_unstage_op(void *priv, const char *name, const json_t *spec,
 	struct node_paths np;
 	struct pool *p;
 	(void)data;
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r == 0)
 		r = vd_mount_unmount(np.mnt, err);
 	if (r == -EBUSY)
@@ -406,9 +411,7 @@ static int iscsi_fence_op(void *priv, const char *name, const json_t *spec, cons
 	struct node_paths np;
 	struct pool *p;
 	(void)data;
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r < 0)
 		return r;
 	vd_helper_kill(np.dir, np.lun);   /* the loop device's I/O fails from now on */
@@ -424,9 +427,7 @@ static int iscsi_is_staged_op(void *priv, const char *name, const json_t *spec,
 	struct pool *p;
 	char dev[32];
 	(void)data;
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r == 0)
 		r = vd_helper_mount_state(np.lun, err);
 	if (r != 1)
@@ -443,7 +444,7 @@ static char *iscsi_mountpoint_op(void *priv, const char *name, const json_t *spe
 	struct node_paths np;
 	struct pool *p;
 	(void)data;
-	if (volume_get(d, spec, &s, &p, NULL) < 0 || node_paths(d, p, name, &np, NULL) < 0)
+	if (node_volume(d, name, spec, &s, &p, &np, NULL) < 0)
 		return NULL;
 	return strdup(np.mnt);
 }
@@ -456,9 +457,7 @@ static int iscsi_block_attach_op(void *priv, const char *name, const json_t *spe
 	struct node_paths np;
 	struct pool *p;
 	char dev[32];
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r == 0)
 		r = lun_attach(d, p, name, &s, data, &np, err);
 	if (r == 0)
@@ -479,9 +478,7 @@ static int iscsi_block_detach_op(void *priv, const char *name, const json_t *spe
 	struct node_paths np;
 	struct pool *p;
 	(void)data;
-	int r = volume_get(d, spec, &s, &p, err);
-	if (r == 0)
-		r = node_paths(d, p, name, &np, err);
+	int r = node_volume(d, name, spec, &s, &p, &np, err);
 	if (r == 0)
 		r = vd_mount_loop_detach(np.disk, err);
 	return r < 0 ? r : lun_detach(&np, err);
