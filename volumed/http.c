@@ -8,14 +8,16 @@
  * Each request's body is collected into a per-request buffer up to
  * max_body; a larger one is dropped and the handler is told so (too_large)
  * to answer 413 in its own protocol. On TCP, a request without the right
- * token is answered 401 at its headers: its body is never read and the
- * handler never runs. Threads: libmicrohttpd's listener plus one per
+ * token is answered 401 and the handler never runs; its body is read and
+ * dropped, never kept. Dropped bodies are read to their end (up to
+ * HTTP_DRAIN_MAX) before the answer, so that the client sees it. Threads: libmicrohttpd's listener plus one per
  * connection; the server object is read-only while serving (but for the
  * start-up log capture, an atomic flag), so there are no locks. */
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -68,9 +70,16 @@ struct http_body {
 	char *buf;               /* NUL-terminated, NULL while empty */
 	size_t len;
 	size_t cap;
+	size_t seen;             /* body bytes received, kept or not */
 	int too_large;
+	int refused;             /* 0, or 1 + "an Authorization header was given" */
 	int answered;            /* a response is queued: ignore the rest */
 };
+
+/* A refused or oversized body up to this size is read and dropped before
+ * the answer goes out: answering earlier closes the connection with unread
+ * data, and the client's TCP stack may then discard the answer. */
+#define HTTP_DRAIN_MAX (1u << 20)
 
 static void body_free(struct http_body *b)
 {
@@ -110,19 +119,19 @@ static int body_append(struct http_body *b, size_t max_body, const char *data, s
 	return 0;
 }
 
-/* 1 when the request announces a body larger than max_body. */
-static int declared_too_large(struct MHD_Connection *conn, size_t max_body)
+/* The announced body length, or -1 when none (or chunked). */
+static long long declared_length(struct MHD_Connection *conn)
 {
 	const char *s = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 						    MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (!s)
-		return 0;
+		return -1;
 	errno = 0;
 	char *end;
 	unsigned long long n = strtoull(s, &end, 10);
 	if (end == s)
-		return 0;   /* libmicrohttpd itself rejects a malformed length */
-	return errno == ERANGE || n > max_body;
+		return -1;   /* libmicrohttpd itself rejects a malformed length */
+	return errno == ERANGE || n > LLONG_MAX ? LLONG_MAX : (long long)n;
 }
 
 /* www_authenticate: the value of that header, or NULL for none. */
@@ -219,6 +228,35 @@ static enum MHD_Result refuse_unauthorized(struct vd_http_server *srv,
 	return send_response(conn, &resp, HTTP_WWW_AUTHENTICATE);
 }
 
+/* The answer for a request whose body is dropped: 401 or 413. */
+static enum MHD_Result answer_dropped(struct vd_http_server *srv, struct MHD_Connection *conn,
+				      const char *url, const char *method, struct http_body *b)
+{
+	b->answered = 1;
+	if (b->refused)
+		return refuse_unauthorized(srv, conn, url, method, b->refused > 1);
+	return dispatch(srv, conn, url, method, b);
+}
+
+/* At the headers: decides whether the body is kept, dropped or not read. */
+static enum MHD_Result on_headers(struct vd_http_server *srv, struct MHD_Connection *conn,
+				  const char *url, const char *method, struct http_body *b)
+{
+	if (srv->token) {
+		const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+							       MHD_HTTP_HEADER_AUTHORIZATION);
+		if (!vd_http_bearer_ok(auth, srv->token))
+			b->refused = 1 + (auth != NULL);
+	}
+	long long len = declared_length(conn);
+	if (len > (long long)srv->max_body)
+		b->too_large = 1;
+	/* A body too big even to drop is not read: answer at once. */
+	if ((b->refused || b->too_large) && len > (long long)HTTP_DRAIN_MAX)
+		return answer_dropped(srv, conn, url, method, b);
+	return MHD_YES;
+}
+
 /* Called once at the headers, once per body chunk, once at the end. */
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version,
@@ -234,33 +272,21 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		if (!b)
 			return MHD_NO;
 		*con_cls = b;
-		if (srv->token) {
-			const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						MHD_HTTP_HEADER_AUTHORIZATION);
-			if (!vd_http_bearer_ok(auth, srv->token)) {
-				b->answered = 1;
-				return refuse_unauthorized(srv, conn, url, method, auth != NULL);
-			}
-		}
-		if (!declared_too_large(conn, srv->max_body))
-			return MHD_YES;
-		/* Answer before the body is sent; libmicrohttpd then
-		 * discards it and closes the connection. */
-		b->too_large = 1;
-		b->answered = 1;
-		return dispatch(srv, conn, url, method, b);
+		return on_headers(srv, conn, url, method, b);
 	}
-	if (b->answered) {
-		*upload_data_size = 0;   /* discarded: the answer is out */
-		return MHD_YES;
-	}
-	if (*upload_data_size) {
-		if (body_append(b, srv->max_body, upload_data, *upload_data_size) < 0)
-			return MHD_NO;
-		*upload_data_size = 0;
-		return MHD_YES;
-	}
-	return dispatch(srv, conn, url, method, b);
+	size_t chunk = *upload_data_size;
+	*upload_data_size = 0;
+	if (b->answered)
+		return MHD_YES;   /* discarded: the answer is out */
+	if (!chunk)
+		return b->refused ? answer_dropped(srv, conn, url, method, b)
+				  : dispatch(srv, conn, url, method, b);
+	b->seen += chunk;
+	if ((b->refused || b->too_large) && b->seen > HTTP_DRAIN_MAX)
+		return answer_dropped(srv, conn, url, method, b);
+	if (!b->refused && body_append(b, srv->max_body, upload_data, chunk) < 0)
+		return MHD_NO;
+	return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
