@@ -102,20 +102,21 @@ $(BUILD)/bin/volctl: $(call obj,$(CLIENT_SRCS) $(COMMON_SRCS) volumed/cli.c)
 # pure URL parser is also in libvolumed.a (unit tests, fuzzing).
 NFS_FUSE_PKGS := fuse3 libnfs
 NFS_FUSE_SRCS := drivers/fuse/nfs_fuse.c drivers/fuse/nfsfs.c drivers/fuse/nfs_url.c \
-	drivers/fuse/helper.c
-$(BUILD)/drivers/fuse/nfs%.o $(BUILD)/drivers/fuse/helper.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS) 2>/dev/null)
+	drivers/fuse/helper.c drivers/fuse/lease_guard.c
+$(BUILD)/drivers/fuse/nfs%.o $(BUILD)/drivers/fuse/helper.o $(BUILD)/drivers/fuse/lease_guard.o: CFLAGS += $(shell pkg-config --cflags $(NFS_FUSE_PKGS) 2>/dev/null)
 
-$(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed/log.c)
+$(BUILD)/bin/volumed-nfs-fuse: $(call obj,$(NFS_FUSE_SRCS) volumed/err.c volumed/log.c volumed/lease.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(NFS_FUSE_PKGS) 2>/dev/null)
 
 # volumed-iscsi-fuse, the userspace iSCSI data path (drivers/fuse/iscsi*.c):
 # one file "disk" over a LUN, through libfuse3 and libiscsi.
 ISCSI_FUSE_PKGS := fuse3 libiscsi
-ISCSI_FUSE_SRCS := drivers/fuse/iscsi_fuse.c drivers/fuse/iscsifs.c drivers/fuse/helper.c
+ISCSI_FUSE_SRCS := drivers/fuse/iscsi_fuse.c drivers/fuse/iscsifs.c drivers/fuse/helper.c \
+	drivers/fuse/lease_guard.c
 $(BUILD)/drivers/fuse/iscsi%.o: CFLAGS += $(shell pkg-config --cflags $(ISCSI_FUSE_PKGS) 2>/dev/null)
 
-$(BUILD)/bin/volumed-iscsi-fuse: $(call obj,$(ISCSI_FUSE_SRCS) volumed/err.c volumed/log.c)
+$(BUILD)/bin/volumed-iscsi-fuse: $(call obj,$(ISCSI_FUSE_SRCS) volumed/err.c volumed/log.c volumed/lease.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(shell pkg-config --libs $(ISCSI_FUSE_PKGS) 2>/dev/null)
 

@@ -62,7 +62,9 @@ struct vd_driver_ops {
 
 	/* Node side: makes the volume usable on this host and returns the
 	 * path containers bind (stable for a volume). Blocks. Idempotent:
-	 * already staged returns the same path. Required. */
+	 * already staged returns the same path. Required. On a node agent, a
+	 * single writer's data has "lease_file": the node's lease (lease.h),
+	 * which a data path that outlives volumed must obey. */
 	int (*stage)(void *priv, const char *name, const json_t *spec,
 		     const json_t *data, char **ret_path, struct vd_err *err);
 

@@ -250,7 +250,7 @@ static int build_argv(const struct vd_helper_run *run, const char *log, char *ti
 	size_t n = 0;
 	argv[n++] = (char *)run->program;
 	for (size_t i = 0; run->args && run->args[i]; i++) {
-		if (n >= ARGS_MAX - 12)
+		if (n >= ARGS_MAX - 15)   /* room for the common options and NULL */
 			return -E2BIG;
 		argv[n++] = run->args[i];
 	}
@@ -261,6 +261,10 @@ static int build_argv(const struct vd_helper_run *run, const char *log, char *ti
 	if (run->secret) {
 		argv[n++] = "--secret-fd";
 		argv[n++] = "4";
+	}
+	if (run->lease_file) {
+		argv[n++] = "--lease-file";
+		argv[n++] = (char *)run->lease_file;
 	}
 	argv[n] = NULL;
 	return 0;

@@ -23,6 +23,7 @@ struct vd_helper_run {
 	int timeout_ms;          /* the helper's own bound; start-up gets 5 s more */
 	char *const *args;       /* program arguments before the common ones; NULL-terminated */
 	const char *secret;      /* written on the helper's fd 4 (then closed), or NULL */
+	const char *lease_file;  /* the node's lease the helper obeys (--lease-file), or NULL */
 };
 
 /* Starts the helper with args + --mountpoint MNT --timeout-ms N

@@ -289,7 +289,8 @@ static uint64_t holder_in(const char *msg)
 }
 
 static int helper_run(struct iscsi_drv *d, struct pool *p, const struct vd_iscsi_location *loc,
-		      const struct node_paths *np, uint64_t preempt, struct vd_err *err)
+		      const struct node_paths *np, const json_t *data, uint64_t preempt,
+		      struct vd_err *err)
 {
 	char url[1024], what[300], victim[24], secret[SECRET_TEXT_MAX];
 	snprintf(url, sizeof(url), "iscsi://%s/%s/%d", loc->portal, loc->target, loc->lun);
@@ -299,7 +300,8 @@ static int helper_run(struct iscsi_drv *d, struct pool *p, const struct vd_iscsi
 			 preempt ? "--preempt" : NULL, victim, NULL };
 	struct vd_helper_run run = { .program = d->helper, .what = what, .dir = np->dir,
 				     .mnt = np->lun, .timeout_ms = p->b->timeout_ms, .args = args,
-				     .secret = chap_text(&p->b->chap, secret, sizeof(secret)) };
+				     .secret = chap_text(&p->b->chap, secret, sizeof(secret)),
+				     .lease_file = json_string_value(json_object_get(data, "lease_file")) };
 	int r = vd_helper_start(&run, err);
 	explicit_bzero(secret, sizeof(secret));
 	return r;
@@ -328,7 +330,7 @@ static int lun_attach(struct iscsi_drv *d, struct pool *p, const char *name,
 	}
 	if (r != 0)
 		return r < 0 ? r : 0;   /* 1: attached already, or adopted */
-	r = helper_run(d, p, &loc, np, 0, err);
+	r = helper_run(d, p, &loc, np, data, 0, err);
 	uint64_t holder = r == -EBUSY ? holder_in(vd_err_msg(err)) : 0;
 	/* data "fence": the controller moved the volume from a dead node */
 	int preempt = s->preempt || json_is_true(json_object_get(data, "fence"));
@@ -337,7 +339,7 @@ static int lun_attach(struct iscsi_drv *d, struct pool *p, const char *name,
 		       "; preempting it (%s)", name, holder, s->preempt ? "the volume allows "
 		       "preemption" : "the controller moved it here from a fenced node");
 		vd_err_clear(err);
-		r = helper_run(d, p, &loc, np, holder, err);
+		r = helper_run(d, p, &loc, np, data, holder, err);
 	} else if (r == -EBUSY) {
 		r = vd_err_set(err, -EBUSY, "volume %s is in use by another node (reservation key "
 			       "0x%016" PRIx64 "; this node's is %s); detach it there first, or "

@@ -953,13 +953,15 @@ static int kernel_mount(const struct vd_nfs_backend *b, const char *name, const 
 }
 
 static int helper_spawn(const struct nfs_drv *d, const struct vd_nfs_backend *b,
-			const char *url, const char *dir, const char *mnt, struct vd_err *err)
+			const char *url, const json_t *data, const char *dir, const char *mnt,
+			struct vd_err *err)
 {
 	char what[300];
 	char *const args[] = { "--url", (char *)url, NULL };
 	snprintf(what, sizeof(what), "nfs backend %s", b->name);
 	struct vd_helper_run run = { .program = d->helper, .what = what, .dir = dir, .mnt = mnt,
-				     .timeout_ms = b->timeout_ms, .args = args };
+				     .timeout_ms = b->timeout_ms, .args = args,
+				     .lease_file = json_string_value(json_object_get(data, "lease_file")) };
 	return vd_helper_start(&run, err);
 }
 
@@ -999,7 +1001,7 @@ static int nfs_stage_op(void *priv, const char *name, const json_t *spec, const 
 		r = kernel_mount(b, name, mnt, err);
 	} else {
 		char *url = volume_url(b, name, data);
-		r = url ? helper_spawn(d, b, url, dir, mnt, err)
+		r = url ? helper_spawn(d, b, url, data, dir, mnt, err)
 			: vd_err_set(err, -ENOMEM, "out of memory");
 		free(url);
 	}

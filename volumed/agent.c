@@ -7,12 +7,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "lease.h"
 #include "log.h"
 
 struct vd_agent {
 	struct vd_node *node;
 	struct vd_agent_link link;
 	int lease_ms;
+	char *lease_file;         /* renewed after each answered heartbeat, or NULL */
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
@@ -36,7 +38,8 @@ static void request_do(struct vd_agent *a, const json_t *req)
 	if (!op || !vol)
 		return;
 	int r = strcmp(op, "release") == 0 ? vd_node_release(a->node, vol, force, &err)
-		: strcmp(op, "mount") == 0 ? vd_node_mount(a->node, vol, "move", &o, &path, &err)
+		: strcmp(op, "mount") == 0 ? vd_node_mount(a->node, vol, VD_MOVE_MOUNT_ID, &o, &path,
+								  &err)
 		: vd_err_set(&err, -EINVAL, "unknown request %s", op);
 	free(path);
 	if (r == 0) {
@@ -107,6 +110,28 @@ static void self_fence(struct vd_agent *a, double age)
 	       n < 0 ? vd_err_msg(&err) : "");
 }
 
+/* The lease the controller just renewed (it counts from before the
+ * heartbeat was sent), for the data-path helpers that outlive volumed. */
+static void lease_renew(const char *lease_file, double sent_ms, int lease_ms)
+{
+	struct vd_err err = VD_ERR_INIT;
+	if (lease_file && vd_lease_write(lease_file, (long long)sent_ms + lease_ms, &err) < 0)
+		vd_log(VD_LOG_WARN, "agent: %s", vd_err_msg(&err));
+}
+
+int vd_agent_first_contact(struct vd_agent_link link, const char *node_id, int lease_ms,
+			   const char *lease_file, json_t **ret_requests, struct vd_err *err)
+{
+	json_t *report = json_pack("{s:[], s:[]}", "refused", "done");
+	double sent = vd_now_ms();
+	int r = report ? link.heartbeat(link.link, node_id, report, ret_requests, err)
+		       : vd_err_set(err, -ENOMEM, "out of memory");
+	json_decref(report);
+	if (r == 0)
+		lease_renew(lease_file, sent, lease_ms);
+	return r;
+}
+
 static void beat(struct vd_agent *a)
 {
 	json_t *requests = NULL, *req;
@@ -116,6 +141,7 @@ static void beat(struct vd_agent *a)
 	json_t *report = json_pack("{s:o, s:o}", "refused", json_copy(a->refused), "done",
 				   json_copy(a->done));
 	pthread_mutex_unlock(&a->lock);
+	double asked = vd_now_ms();
 	int r = a->link.heartbeat(a->link.link, vd_node_id(a->node), report, &requests, &err);
 	double now = vd_now_ms();
 	if (r < 0) {
@@ -132,6 +158,7 @@ static void beat(struct vd_agent *a)
 		       a->fenced ? "; fenced volumes are attached again when next used" : "");
 	a->failing = a->fenced = 0;
 	a->last_ok_ms = now;
+	lease_renew(a->lease_file, asked, a->lease_ms);
 	size_t sent = json_array_size(json_object_get(report, "refused"));
 	size_t sent_done = json_array_size(json_object_get(report, "done"));
 	pthread_mutex_lock(&a->lock);
@@ -144,6 +171,7 @@ static void beat(struct vd_agent *a)
 	json_array_foreach(requests, i, req)
 		job_start(a, req);
 	json_decref(requests);
+	vd_node_settle(a->node);
 }
 
 static void *run(void *arg)
@@ -166,14 +194,23 @@ static void *run(void *arg)
 	return NULL;
 }
 
+static void agent_free(struct vd_agent *a)
+{
+	json_decref(a->refused);
+	json_decref(a->done);
+	free(a->lease_file);
+	free(a);
+}
+
 int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms,
-		   struct vd_agent **ret, struct vd_err *err)
+		   const char *lease_file, json_t *requests, struct vd_agent **ret,
+		   struct vd_err *err)
 {
 	struct vd_agent *a = calloc(1, sizeof(*a));
-	if (!a || !(a->refused = json_array()) || !(a->done = json_array())) {
+	if (!a || !(a->refused = json_array()) || !(a->done = json_array()) ||
+	    (lease_file && !(a->lease_file = strdup(lease_file)))) {
 		if (a)
-			json_decref(a->refused);
-		free(a);
+			agent_free(a);
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	}
 	a->node = node;
@@ -189,11 +226,13 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 	pthread_cond_init(&a->idle, NULL);
 	int e = pthread_create(&a->thread, NULL, run, a);
 	if (e != 0) {
-		json_decref(a->refused);
-		json_decref(a->done);
-		free(a);
+		agent_free(a);
 		return vd_err_set(err, -e, "cannot start the agent thread: %s", strerror(e));
 	}
+	size_t i;
+	json_t *req;
+	json_array_foreach(requests, i, req)   /* handed over at the first contact */
+		job_start(a, req);
 	*ret = a;
 	return 0;
 }
@@ -214,7 +253,5 @@ void vd_agent_stop(struct vd_agent *agent)
 	pthread_cond_destroy(&agent->idle);
 	pthread_cond_destroy(&agent->wake);
 	pthread_mutex_destroy(&agent->lock);
-	json_decref(agent->refused);
-	json_decref(agent->done);
-	free(agent);
+	agent_free(agent);
 }

@@ -71,16 +71,32 @@ static int controller_open(struct vd_core *core, const struct vd_core_config *cf
 	return 0;
 }
 
-/* Node, then its agent: heartbeats to the controller, in-process or not. */
+/* Node, then its agent: heartbeats to the controller, in-process or not.
+ * A node agent first renews its lease, which the data paths of its
+ * single-writer volumes follow (an unreachable controller: they wait). */
 static int node_start(struct vd_core *core, const struct vd_core_config *cfg, struct vd_err *err)
 {
-	int r = vd_node_open(cfg->state_dir, cfg->node_id, core->backends, core->ctl, &core->node,
-			     err);
-	if (r < 0)
-		return r;
+	char lease[PATH_MAX];
+	const char *lease_file = NULL;
+	json_t *requests = NULL;
 	struct vd_agent_link link = core->remote ? vd_remote_link(core->remote)
 		: (struct vd_agent_link){ .heartbeat = local_heartbeat, .link = core->nodes };
-	return vd_agent_start(core->node, link, core->lease_ms, &core->agent, err);
+	if (core->remote) {
+		struct vd_err e = VD_ERR_INIT;
+		snprintf(lease, sizeof(lease), "%s/lease", cfg->state_dir);
+		lease_file = lease;
+		if (vd_agent_first_contact(link, cfg->node_id, core->lease_ms, lease_file, &requests,
+					   &e) < 0)
+			vd_log(VD_LOG_WARN, "node: no lease from the controller yet (%s); single-writer "
+			       "volumes wait for it", vd_err_msg(&e));
+	}
+	int r = vd_node_open(cfg->state_dir, cfg->node_id, lease_file, core->backends, core->ctl,
+			     &core->node, err);
+	if (r == 0)
+		r = vd_agent_start(core->node, link, core->lease_ms, lease_file, requests,
+				   &core->agent, err);
+	json_decref(requests);
+	return r;
 }
 
 /* mkdir -p, the last component private to root. */

@@ -281,32 +281,76 @@ int vd_mount_is_mounted(const char *path, struct vd_err *err)
 	return r;
 }
 
-struct fstype_find {
+struct top_find {
 	const char *mnt;
 	char fstype[64];
+	char source[64];
 };
 
-static int fstype_match(const struct vd_mountinfo_entry *e, void *userdata)
+static int top_match(const struct vd_mountinfo_entry *e, void *userdata)
 {
-	struct fstype_find *f = userdata;
-	if (strcmp(e->mount_point, f->mnt) == 0)
-		snprintf(f->fstype, sizeof(f->fstype), "%s", e->fstype);   /* the last one wins */
+	struct top_find *f = userdata;
+	if (strcmp(e->mount_point, f->mnt) == 0) {   /* the last one wins */
+		snprintf(f->fstype, sizeof(f->fstype), "%s", e->fstype);
+		snprintf(f->source, sizeof(f->source), "%s", e->source);
+	}
 	return 0;
+}
+
+/* The file system mounted on top of path: its type and source, "" for none. */
+static int top_mount(const char *path, struct top_find *f, struct vd_err *err)
+{
+	char *text = NULL;
+	size_t n = 0;
+	*f = (struct top_find){ .mnt = path };
+	int r = read_all(MOUNTINFO_PATH, MOUNTINFO_MAX, &text, &n, err);
+	if (r < 0)
+		return r;
+	r = vd_mountinfo_parse(text, n, top_match, f, err);
+	free(text);
+	return r;
 }
 
 int vd_mount_fstype(const char *path, char *buf, size_t len, struct vd_err *err)
 {
-	struct fstype_find f = { .mnt = path };
-	char *text = NULL;
-	size_t n = 0;
-	int r = read_all(MOUNTINFO_PATH, MOUNTINFO_MAX, &text, &n, err);
-	if (r < 0)
-		return r;
-	r = vd_mountinfo_parse(text, n, fstype_match, &f, err);
-	free(text);
+	struct top_find f;
+	int r = top_mount(path, &f, err);
 	if (r == 0)
 		snprintf(buf, len, "%s", f.fstype);
 	return r;
+}
+
+/* 1 when path's top mount is a cover, 0 when not. */
+static int covered(const char *path, struct vd_err *err)
+{
+	struct top_find f;
+	int r = top_mount(path, &f, err);
+	if (r < 0)
+		return r;
+	return strcmp(f.fstype, "tmpfs") == 0 && strcmp(f.source, VD_MOUNT_COVER_SOURCE) == 0;
+}
+
+int vd_mount_cover(const char *path, struct vd_err *err)
+{
+	struct stat st;
+	if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+		return 0;   /* nothing to write into by that name */
+	int r = covered(path, err);
+	if (r != 0)
+		return r < 0 ? r : 0;
+	if (mount(VD_MOUNT_COVER_SOURCE, path, "tmpfs",
+		  MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=4k,nr_inodes=1,mode=0555") < 0)
+		return vd_err_set(err, -errno, "cover %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int vd_mount_uncover(const char *path, struct vd_err *err)
+{
+	int r;
+	for (int i = 0; i < 16 && (r = covered(path, err)) == 1; i++)
+		if (umount2(path, MNT_DETACH | UMOUNT_NOFOLLOW) < 0)
+			return vd_err_set(err, -errno, "uncover %s: %s", path, strerror(errno));
+	return r < 0 ? r : 0;
 }
 
 /* ---- files and programs -------------------------------------------------- */

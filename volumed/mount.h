@@ -32,6 +32,15 @@ int vd_mount_is_mounted(const char *path, struct vd_err *err);
  * nothing is, into buf. */
 int vd_mount_fstype(const char *path, char *buf, size_t len, struct vd_err *err);
 
+/* A volume's mountpoint after its volume was taken away by force: an empty
+ * read-only tmpfs (source VD_MOUNT_COVER_SOURCE) mounted over it, so that
+ * whatever opens files there by name gets EROFS instead of writing to the
+ * disk below. Idempotent; a path that is not a directory is left alone. */
+#define VD_MOUNT_COVER_SOURCE "volumed-fenced"
+int vd_mount_cover(const char *path, struct vd_err *err);
+/* Removes the covers on path (none: 0). */
+int vd_mount_uncover(const char *path, struct vd_err *err);
+
 /* Creates a sparse file of size bytes (exclusive when it must not exist). */
 int vd_mount_make_sparse(const char *path, uint64_t size, struct vd_err *err);
 

@@ -8,6 +8,7 @@
 #include "node.h"
 
 #include <ctype.h>
+#include <stdatomic.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -25,9 +26,11 @@
 
 struct vd_node {
 	char *node_id;
+	char *lease_file;        /* a node agent's lease, or NULL */
 	const struct vd_backends *backends;
 	struct vd_controller ctl;
 	struct vd_docset *records;
+	atomic_int owed;         /* a release or detach failed: vd_node_settle retries */
 };
 
 static int mount_id_check(const char *id, struct vd_err *err)
@@ -65,20 +68,44 @@ static int record_is_block(const json_t *record)
 	return strcmp(vd_doc_str(record, "mode"), "block") == 0;
 }
 
+/* The driver's data for a stage: a single writer's data path on a node
+ * agent also gets the node's lease ("lease_file"), to stop by itself. */
+static json_t *stage_data(const struct vd_node *node, const json_t *doc, int single)
+{
+	json_t *data = json_object_get(doc, "data");
+	if (!node->lease_file || !single)
+		return json_incref(data);
+	json_t *copy = json_is_object(data) ? json_deep_copy(data) : json_object();
+	if (copy)
+		json_object_set_new(copy, "lease_file", json_string(node->lease_file));
+	return copy;
+}
+
 /* Makes the volume usable here: a mounted file system, or a block device. */
 static int stage(struct vd_node *node, const char *name, const json_t *doc, int block,
-		 char **ret_path, struct vd_err *err)
+		 int single, char **ret_path, struct vd_err *err)
 {
 	const struct vd_backend *b;
-	const json_t *spec = json_object_get(doc, "spec"), *data = json_object_get(doc, "data");
+	const json_t *spec = json_object_get(doc, "spec");
 	int r = record_backend(node, doc, &b, err);
 	if (r < 0)
 		return r;
-	if (!block)
-		return b->ops->stage(b->priv, name, spec, data, ret_path, err);
-	if (!b->ops->block_attach)
+	if (block && !b->ops->block_attach)
 		return vd_err_set(err, -EOPNOTSUPP, "driver %s has no block access", b->ops->name);
-	return b->ops->block_attach(b->priv, name, spec, data, ret_path, err);
+	json_t *data = stage_data(node, doc, single);
+	if (!data && json_object_get(doc, "data"))
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	r = block ? b->ops->block_attach(b->priv, name, spec, data, ret_path, err)
+		  : b->ops->stage(b->priv, name, spec, data, ret_path, err);
+	json_decref(data);
+	return r;
+}
+
+/* 1 when the record's volume is attached for a single writer. */
+static int record_single(const json_t *record)
+{
+	const char *access = json_string_value(json_object_get(record, "access"));
+	return !access || strcmp(access, "single") == 0;
 }
 
 static int unstage(struct vd_node *node, const char *name, const json_t *doc, int block,
@@ -148,7 +175,7 @@ static int mount_first(struct vd_node *node, const char *name, const char *id,
 				      err);
 	if (r < 0)
 		return r;
-	if ((r = stage(node, name, doc, o->block, &path, err)) < 0) {
+	if ((r = stage(node, name, doc, o->block, o->access == VD_ACCESS_SINGLE, &path, err)) < 0) {
 		struct vd_err ignored = VD_ERR_INIT;
 		node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &ignored);
 		goto out;
@@ -191,15 +218,21 @@ static int bind_same(const json_t *record, const char *name, const char *id,
 static int reattach(struct vd_node *node, const char *name, const json_t *record,
 		    const struct vd_mount_opts *o, json_t **ret_doc, struct vd_err *err)
 {
-	json_t *edit = NULL;
 	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, o->force,
 				      ret_doc, err);
-	if (r == 0 && !(edit = vd_doc_edit(record)))
-		r = vd_err_set(err, -ENOMEM, "out of memory");
 	if (r < 0)
 		return r;
-	json_object_del(edit, "fenced");
-	r = vd_docset_put(node->records, name, edit, 1, err);
+	json_t *edit = vd_doc_edit(record);
+	if (!edit)
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+	else if (!record_is_block(record))   /* a forced release covered it */
+		r = vd_mount_uncover(vd_doc_str(record, "path"), err);
+	if (r == 0) {
+		json_object_del(edit, "fenced");
+		json_object_del(edit, "released");
+		json_object_del(edit, "detach_owed");
+		r = vd_docset_put(node->records, name, edit, 1, err);
+	}
 	json_decref(edit);
 	if (r < 0) {
 		json_decref(*ret_doc);
@@ -226,7 +259,8 @@ static int mount_again(struct vd_node *node, const char *name, const json_t *pub
 	if (json_is_true(json_object_get(published, "fenced")) &&
 	    (r = reattach(node, name, published, o, &given, err)) < 0)
 		return r;
-	r = stage(node, name, given ? given : published, o->block, &path, err);   /* repairs */
+	r = stage(node, name, given ? given : published, o->block, record_single(published), &path,
+		  err);   /* repairs */
 	json_t *current = given ? vd_docset_get(node->records, name) : json_incref((json_t *)published);
 	json_decref(given);
 	if (r == 0 && current && id_index(current, id) < 0) {
@@ -292,11 +326,15 @@ int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
 static int release(struct vd_node *node, const char *name, const json_t *record,
 		   struct vd_err *err)
 {
-	int r = unstage(node, name, record, record_is_block(record), err);
+	int r = record_is_block(record) ? 0 : vd_mount_uncover(vd_doc_str(record, "path"), err);
+	if (r == 0)
+		r = unstage(node, name, record, record_is_block(record), err);
 	if (r == 0)
 		r = node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, err);
 	if (r == 0)
 		r = vd_docset_delete(node->records, name, record, err);
+	if (r < 0)
+		atomic_store(&node->owed, 1);
 	return r;
 }
 
@@ -349,7 +387,8 @@ static void reconcile_record(struct vd_node *node, const json_t *record)
 	struct vd_err err = VD_ERR_INIT;
 	size_t refs = json_array_size(json_object_get(record, "mount_ids"));
 	char *path = NULL;
-	int r = refs ? stage(node, name, record, record_is_block(record), &path, &err)
+	int r = refs ? stage(node, name, record, record_is_block(record), record_single(record),
+			    &path, &err)
 		     : release(node, name, record, &err);
 	if (r < 0)
 		vd_log(VD_LOG_ERROR, "node volume=%s refs=%zu: reconcile failed: %s", name, refs,
@@ -406,6 +445,20 @@ static void reconcile_moved(struct vd_node *node, const json_t *record)
 	       "fenced here (its users get I/O errors until they unmount it)", name);
 }
 
+static void covers_put(const char *name, const json_t *record);
+
+/* Taken away by force before the restart: still covered (a reboot took
+ * the covers), the detach finished later if it is still owed. */
+static void reconcile_released(struct vd_node *node, const json_t *record)
+{
+	const char *name = vd_doc_str(record, "volume");
+	covers_put(name, record);
+	if (json_is_true(json_object_get(record, "detach_owed")))
+		atomic_store(&node->owed, 1);   /* the agent's first contact settles it */
+	else if (json_array_size(json_object_get(record, "mount_ids")) == 0)
+		atomic_store(&node->owed, 1);
+}
+
 static int reconcile(struct vd_node *node, struct vd_err *err)
 {
 	json_t *records, *names = NULL, *v;
@@ -423,7 +476,9 @@ static int reconcile(struct vd_node *node, struct vd_err *err)
 		return r;
 	}
 	json_array_foreach(records, i, v) {
-		if (names && json_array_size(json_object_get(v, "mount_ids")) &&
+		if (json_is_true(json_object_get(v, "released")))
+			reconcile_released(node, v);
+		else if (names && json_array_size(json_object_get(v, "mount_ids")) &&
 		    !listed(names, vd_doc_str(v, "volume")))
 			reconcile_moved(node, v);
 		else
@@ -441,13 +496,17 @@ static int reconcile(struct vd_node *node, struct vd_err *err)
 	return 0;
 }
 
-int vd_node_open(const char *state_dir, const char *node_id, const struct vd_backends *backends,
-		 struct vd_controller controller, struct vd_node **ret_node, struct vd_err *err)
+int vd_node_open(const char *state_dir, const char *node_id, const char *lease_file,
+		 const struct vd_backends *backends, struct vd_controller controller,
+		 struct vd_node **ret_node, struct vd_err *err)
 {
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/node", state_dir);
 	struct vd_node *node = calloc(1, sizeof(*node));
-	if (!node || !(node->node_id = strdup(node_id))) {
+	if (!node || !(node->node_id = strdup(node_id)) ||
+	    (lease_file && !(node->lease_file = strdup(lease_file)))) {
+		if (node)
+			free(node->node_id);
 		free(node);
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	}
@@ -469,6 +528,7 @@ void vd_node_free(struct vd_node *node)
 	if (!node)
 		return;
 	vd_docset_free(node->records);
+	free(node->lease_file);
 	free(node->node_id);
 	free(node);
 }
@@ -518,6 +578,102 @@ static void binds_detach(const json_t *record)
 		umount2(vd_doc_str(bind, "target"), MNT_DETACH);
 }
 
+/* How many of the record's mount ids are users: a volume placed here by a
+ * move (VD_MOVE_MOUNT_ID) is not in use until something else mounts it. */
+static size_t record_users(const json_t *record)
+{
+	size_t i, n = 0;
+	json_t *v;
+	json_array_foreach(json_object_get(record, "mount_ids"), i, v)
+		n += strcmp(json_string_value(v), VD_MOVE_MOUNT_ID) != 0;
+	return n;
+}
+
+/* The controller's detach of a released volume; then the record no longer
+ * owes it. A failure is retried by vd_node_settle. */
+static int detach_owed(struct vd_node *node, const char *name, const json_t *record,
+		       struct vd_err *err)
+{
+	int r = node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, err);
+	json_t *edit = r == 0 && json_object_get(record, "detach_owed") ? vd_doc_edit(record) : NULL;
+	if (edit) {
+		json_object_del(edit, "detach_owed");
+		r = vd_docset_put(node->records, name, edit, 1, err);
+		json_decref(edit);
+	}
+	if (r < 0)
+		atomic_store(&node->owed, 1);
+	return r;
+}
+
+/* Read-only covers on the mountpoint and every bind target of a volume
+ * taken away (see vd_mount_cover): nothing written there by name lands on
+ * this node's own disk. */
+static void covers_put(const char *name, const json_t *record)
+{
+	const char *id;
+	json_t *bind;
+	struct vd_err err = VD_ERR_INIT;
+	if (record_is_block(record))
+		return;
+	if (vd_mount_cover(vd_doc_str(record, "path"), &err) < 0)
+		vd_log(VD_LOG_WARN, "node volume=%s: %s", name, vd_err_msg(&err));
+	json_object_foreach(json_object_get(record, "binds"), id, bind)
+		if (vd_mount_cover(vd_doc_str(bind, "target"), &err) < 0)
+			vd_log(VD_LOG_WARN, "node volume=%s: %s", name, vd_err_msg(&err));
+}
+
+/* Taken away while in use: the data path is cut (users get EIO), the
+ * mounts detached lazily and covered; the record stays, "released", with
+ * its users' ids until they unmount; the controller gets its detach. */
+static int release_forced(struct vd_node *node, const char *name, const json_t *record,
+			  size_t users, struct vd_err *err)
+{
+	vd_log(VD_LOG_WARN, "node volume=%s: released by force with %zu users; they get I/O "
+	       "errors from now on", name, users);
+	int r = fence_locked(node, name, record, err);
+	json_t *fenced = r == 0 ? vd_docset_get(node->records, name) : NULL;
+	if (!fenced)
+		return r < 0 ? r : vd_err_set(err, -ENOENT, "volume %s: record gone", name);
+	binds_detach(fenced);
+	/* processes with files open there keep them (and get errors); the
+	 * mount itself goes, so the unstage can finish */
+	if (!record_is_block(fenced))
+		umount2(vd_doc_str(fenced, "path"), MNT_DETACH);
+	r = unstage(node, name, fenced, record_is_block(fenced), err);
+	json_t *edit = r == 0 ? vd_doc_edit(fenced) : NULL;
+	if (r == 0 && !edit)
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+	if (r == 0) {
+		json_object_set_new(edit, "released", json_true());
+		json_object_set_new(edit, "detach_owed", json_true());
+		r = vd_docset_put(node->records, name, edit, 1, err);
+	}
+	if (r == 0) {
+		covers_put(name, edit);
+		r = detach_owed(node, name, edit, err);
+	}
+	json_decref(edit);
+	json_decref(fenced);
+	return r;
+}
+
+/* Nothing uses it here (or only a move placed it): unmounted, detached. */
+static int release_unused(struct vd_node *node, const char *name, const json_t *record,
+			  struct vd_err *err)
+{
+	json_t *edit = vd_doc_edit(record);
+	if (!edit)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	json_array_clear(json_object_get(edit, "mount_ids"));
+	json_object_clear(json_object_get(edit, "binds"));
+	int r = vd_docset_put(node->records, name, edit, 1, err);
+	if (r == 0)
+		r = release(node, name, edit, err);
+	json_decref(edit);
+	return r;
+}
+
 int vd_node_release(struct vd_node *node, const char *name, int force, struct vd_err *err)
 {
 	int r = vd_name_check(name, err);
@@ -525,37 +681,59 @@ int vd_node_release(struct vd_node *node, const char *name, int force, struct vd
 		return r;
 	struct vd_lock *lock = vd_docset_lock(node->records, name);
 	json_t *record = vd_docset_get(node->records, name);
-	size_t refs = record ? json_array_size(json_object_get(record, "mount_ids")) : 0;
-	if (refs && !force) {
-		r = vd_err_set(err, -EBUSY, "%zu mount%s on node %s use it", refs, refs == 1 ? "" : "s",
-			       node->node_id);
-	} else if (record) {
-		if (refs) {
-			vd_log(VD_LOG_WARN, "node volume=%s: released by force with %zu users; they "
-			       "get I/O errors from now on", name, refs);
-			r = fence_locked(node, name, record, err);
-			binds_detach(record);
-			/* processes with files open there keep them (and get errors);
-			 * the mount itself goes, so the unstage below can finish */
-			umount2(vd_doc_str(record, "path"), MNT_DETACH);
-			json_decref(record);   /* fencing wrote a new revision */
-			record = vd_docset_get(node->records, name);
-		}
-		json_t *edit = r == 0 ? vd_doc_edit(record) : NULL;
-		if (edit) {
-			json_array_clear(json_object_get(edit, "mount_ids"));
-			json_object_clear(json_object_get(edit, "binds"));
-			r = vd_docset_put(node->records, name, edit, 1, err);
-			if (r == 0)
-				r = release(node, name, edit, err);
-			json_decref(edit);
-		}
-	} else {
+	size_t users = record ? record_users(record) : 0;
+	if (!record)
 		r = node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, err);
-	}
+	else if (json_is_true(json_object_get(record, "released")))
+		r = detach_owed(node, name, record, err);
+	else if (users && !force)
+		r = vd_err_set(err, -EBUSY, "%zu mount%s on node %s use it", users,
+			       users == 1 ? "" : "s", node->node_id);
+	else if (users)
+		r = release_forced(node, name, record, users, err);
+	else
+		r = release_unused(node, name, record, err);
 	json_decref(record);
 	vd_docset_unlock(node->records, lock);
 	return r;
+}
+
+/* Retries, under the volume's lock, what a failed release or detach left. */
+static void settle_one(struct vd_node *node, const char *name)
+{
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_lock *lock = vd_docset_lock(node->records, name);
+	json_t *record = vd_docset_get(node->records, name);
+	int r = 0;
+	if (record && json_is_true(json_object_get(record, "detach_owed")))
+		r = detach_owed(node, name, record, &err);
+	else if (record && json_array_size(json_object_get(record, "mount_ids")) == 0)
+		r = release(node, name, record, &err);
+	if (r < 0)
+		vd_log(VD_LOG_DEBUG, "node volume=%s: release still pending: %s", name,
+		       vd_err_msg(&err));
+	else if (record)
+		vd_log(VD_LOG_INFO, "node volume=%s: pending release finished", name);
+	json_decref(record);
+	vd_docset_unlock(node->records, lock);
+}
+
+void vd_node_settle(struct vd_node *node)
+{
+	json_t *records, *v;
+	size_t i;
+	struct vd_err err = VD_ERR_INIT;
+	if (!atomic_exchange(&node->owed, 0))
+		return;
+	if (vd_docset_list(node->records, &records, &err) < 0) {
+		atomic_store(&node->owed, 1);
+		return;
+	}
+	json_array_foreach(records, i, v)
+		if (json_is_true(json_object_get(v, "detach_owed")) ||
+		    json_array_size(json_object_get(v, "mount_ids")) == 0)
+			settle_one(node, vd_doc_str(v, "volume"));
+	json_decref(records);
 }
 
 int vd_node_fence_single(struct vd_node *node, struct vd_err *err)

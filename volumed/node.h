@@ -21,11 +21,17 @@
 #include "err.h"
 
 #define VD_MOUNT_ID_MAX 1024
+/* The mount id of a volume a move placed on this node: not a user (a later
+ * move takes it without force); `volctl unmount NAME --id move` drops it. */
+#define VD_MOVE_MOUNT_ID "move"
 
 struct vd_node;
 
-int vd_node_open(const char *state_dir, const char *node_id, const struct vd_backends *backends,
-		 struct vd_controller controller, struct vd_node **ret_node, struct vd_err *err);
+/* lease_file: a node agent's lease (see lease.h), handed to the data path
+ * of single-writer volumes; NULL when the controller is in this process. */
+int vd_node_open(const char *state_dir, const char *node_id, const char *lease_file,
+		 const struct vd_backends *backends, struct vd_controller controller,
+		 struct vd_node **ret_node, struct vd_err *err);
 void vd_node_free(struct vd_node *node);
 
 /* Stages the volume (first reference: attach with opts->access, then a
@@ -45,11 +51,16 @@ json_t *vd_node_record(struct vd_node *node, const char *name);
 
 /* The controller asks this node to let the volume go: unmounted and
  * detached when nothing here uses it; -EBUSY naming the users otherwise,
- * unless force: then its data path is cut first (users get EIO). */
+ * unless force: then its data path is cut (users get EIO), its mountpoints
+ * covered read-only, and its record kept ("released") until the users
+ * unmount. */
 int vd_node_release(struct vd_node *node, const char *name, int force, struct vd_err *err);
 /* Self-fencing (no lease): cuts the data path of every single-writer
  * volume staged here and marks it fenced. Returns how many. */
 int vd_node_fence_single(struct vd_node *node, struct vd_err *err);
+/* Retries the releases and detaches that failed (the controller was away);
+ * cheap when there are none. The agent calls it after each heartbeat. */
+void vd_node_settle(struct vd_node *node);
 /* How many volumes are mounted here. */
 size_t vd_node_mounted_count(struct vd_node *node);
 const char *vd_node_id(const struct vd_node *node);

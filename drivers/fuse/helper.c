@@ -1,6 +1,7 @@
 /* helper.c — the scaffolding the FUSE data-path helpers share (see
  * helper.h). */
 #include "helper.h"
+#include "lease_guard.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -166,6 +167,19 @@ void helper_start(const char *mountpoint, const char *log, int foreground, char 
 		close(log_fd);
 }
 
+void helper_lease(const char *lease_file)
+{
+	char why[512];
+	if (!lease_file)
+		return;
+	if (lease_guard_init(lease_file, why, sizeof(why)) < 0) {
+		vd_log(VD_LOG_ERROR, "event=start-failed err=\"%s\"", why);
+		helper_ready("error: %s", why);
+		exit(1);
+	}
+	vd_log(VD_LOG_INFO, "event=lease lease=%s", lease_file);
+}
+
 /* ---- serving ------------------------------------------------------------ */
 
 static const struct fuse_operations *inner;   /* the file system's own ops */
@@ -283,6 +297,7 @@ int helper_serve(const char *argv0, const struct fuse_operations *fs_ops, void *
 	ops = *fs_ops;
 	ops.init = init_and_ready;
 	ops.getattr = getattr_and_tune;
+	lease_guard_wrap(&ops);
 	struct fuse *f = fuse_new(&fargs, &ops, sizeof(ops), fs);
 	if (!f) {
 		helper_ready("error: fuse_new failed (see the log)");

@@ -38,6 +38,11 @@ long helper_num_arg(const char *name, const char *s, long min, long max);
  * Refusals exit 2 and failures 1, told on the ready fd. */
 void helper_start(const char *mountpoint, const char *log, int foreground, char *real_mp);
 
+/* With a lease file (not NULL): the helper obeys the node's lease
+ * (lease_guard.h); one that has already run out ends the start here,
+ * told on the ready fd (exit 1). Call after helper_start. */
+void helper_lease(const char *lease_file);
+
 /* Mounts fs_ops on mountpoint with the -o options opts, answers "ok <pid>"
  * on the ready fd when the kernel's INIT arrives, and runs libfuse's
  * multithreaded loop until the file system is unmounted or a signal asks

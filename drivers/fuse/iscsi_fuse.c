@@ -28,6 +28,9 @@
  *   --preempt HEX     with --pr-key: preempt this key first (fence another
  *                     node: its writes then fail with RESERVATION CONFLICT).
  *   --initiator IQN   initiator name (default iqn.2026-01.io.volumed:<host>).
+ *   --lease-file F    the node's lease (volumed/lease.h): refuse to start
+ *                     when it has run out, and fail writes with EIO for good
+ *                     once it runs out while serving.
  *   --secret-fd FD    CHAP credentials, read from FD until EOF before anything
  *                     else: "USER\nPASSWORD\n", then optionally
  *                     "TARGET-USER\nTARGET-PASSWORD\n" for mutual CHAP. Never
@@ -72,6 +75,7 @@ struct args {
 	const char *mountpoint;
 	const char *log;
 	const char *initiator;
+	const char *lease_file;
 	long timeout_ms, ready_fd, secret_fd;
 	uint64_t pr_key, preempt_key;
 	int foreground;
@@ -81,7 +85,7 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: volumed-iscsi-fuse --url iscsi://HOST[:PORT]/IQN/LUN --mountpoint DIR "
 		   "[--timeout-ms N] [--ready-fd FD] [--log FILE] [--foreground] [--pr-key HEX] "
-		   "[--preempt HEX] [--initiator IQN] [--secret-fd FD]\n");
+		   "[--preempt HEX] [--initiator IQN] [--secret-fd FD] [--lease-file FILE]\n");
 }
 
 /* A non-zero 64-bit key in hex, "0x" optional. */
@@ -102,7 +106,7 @@ static uint64_t key_arg(const char *name, const char *s)
 static void parse_args(int argc, char **argv, struct args *a)
 {
 	enum { O_URL = 1, O_MNT, O_TIMEOUT, O_READY, O_LOG, O_FG, O_PRKEY, O_PREEMPT, O_INIT,
-	       O_SECRET, O_HELP };
+	       O_SECRET, O_LEASE, O_HELP };
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "mountpoint", required_argument, NULL, O_MNT },
@@ -114,6 +118,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "preempt", required_argument, NULL, O_PREEMPT },
 		{ "initiator", required_argument, NULL, O_INIT },
 		{ "secret-fd", required_argument, NULL, O_SECRET },
+		{ "lease-file", required_argument, NULL, O_LEASE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -133,6 +138,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case O_PREEMPT: a->preempt_key = key_arg("--preempt", optarg); break;
 		case O_INIT: a->initiator = optarg; break;
 		case O_SECRET: a->secret_fd = helper_num_arg("--secret-fd", optarg, 3, 1 << 20); break;
+		case O_LEASE: a->lease_file = optarg; break;
 		case O_HELP: usage(stdout); exit(0);
 		default:
 			usage(stderr);
@@ -213,6 +219,7 @@ int main(int argc, char **argv)
 
 	char real_mp[PATH_MAX];
 	helper_start(a.mountpoint, a.log, a.foreground, real_mp);
+	helper_lease(a.lease_file);
 
 	vd_log(VD_LOG_INFO, "event=start pid=%ld url=%s mountpoint=%s timeout_ms=%ld pr_key=0x%" PRIx64
 	       " preempt=0x%" PRIx64 " initiator=%s", (long)getpid(), a.url, a.mountpoint,

@@ -7,7 +7,7 @@
  *
  *   volumed-nfs-fuse --url URL --mountpoint DIR [--timeout-ms N]
  *                    [--retries N] [--ready-fd FD] [--log FILE]
- *                    [--foreground] [--connections N]
+ *                    [--foreground] [--connections N] [--lease-file F]
  *
  *   --url URL         nfs://HOST[:PORT]/EXPORT/PATH/TO/VOLUME[?nfsport=N&
  *                     mountport=N&version=3&tcp-syncnt=N&auto-traverse-mounts=0|1]
@@ -26,6 +26,9 @@
  *                     destination once detached; /dev/null without it).
  *   --foreground      do not detach (tests, debugging).
  *   --connections N   libnfs contexts in the pool (1..32, default 4).
+ *   --lease-file F    the node's lease (volumed/lease.h): refuse to start
+ *                     when it has run out, and fail changes with EIO for
+ *                     good once it runs out while serving.
  *
  * Without --foreground it detaches: fork, setsid, fork again (never a
  * session leader), chdir("/"), stdin/stdout to /dev/null, stderr to the
@@ -70,6 +73,7 @@ struct args {
 	const char *url;
 	const char *mountpoint;
 	const char *log;
+	const char *lease_file;
 	long timeout_ms, retries, ready_fd, connections;
 	int foreground;
 };
@@ -78,12 +82,13 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: volumed-nfs-fuse --url nfs://HOST[:PORT]/EXPORT/PATH[?nfsport=N&mountport=N] "
 		   "--mountpoint DIR [--timeout-ms N] [--retries N] [--ready-fd FD] [--log FILE] "
-		   "[--foreground] [--connections N]\n");
+		   "[--foreground] [--connections N] [--lease-file FILE]\n");
 }
 
 static void parse_args(int argc, char **argv, struct args *a)
 {
-	enum { O_URL = 1, O_MNT, O_TIMEOUT, O_RETRIES, O_READY, O_LOG, O_FG, O_CONNS, O_HELP };
+	enum { O_URL = 1, O_MNT, O_TIMEOUT, O_RETRIES, O_READY, O_LOG, O_FG, O_CONNS, O_LEASE,
+	       O_HELP };
 	static const struct option opts[] = {
 		{ "url", required_argument, NULL, O_URL },
 		{ "mountpoint", required_argument, NULL, O_MNT },
@@ -93,6 +98,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		{ "log", required_argument, NULL, O_LOG },
 		{ "foreground", no_argument, NULL, O_FG },
 		{ "connections", required_argument, NULL, O_CONNS },
+		{ "lease-file", required_argument, NULL, O_LEASE },
 		{ "help", no_argument, NULL, O_HELP },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -108,6 +114,7 @@ static void parse_args(int argc, char **argv, struct args *a)
 		case O_RETRIES: a->retries = helper_num_arg("--retries", optarg, 0, 100); break;
 		case O_READY: a->ready_fd = helper_num_arg("--ready-fd", optarg, 3, 1 << 20); break;
 		case O_LOG: a->log = optarg; break;
+		case O_LEASE: a->lease_file = optarg; break;
 		case O_FG: a->foreground = 1; break;
 		case O_CONNS: a->connections = helper_num_arg("--connections", optarg, 1, NFSFS_MAX_CONNS); break;
 		case O_HELP: usage(stdout); exit(0);
@@ -141,6 +148,7 @@ int main(int argc, char **argv)
 		helper_die_usage("%s", vd_err_msg(&err));
 	char real_mp[PATH_MAX];
 	helper_start(a.mountpoint, a.log, a.foreground, real_mp);
+	helper_lease(a.lease_file);
 
 	char display[NFS_URL_MAX + 16];
 	nfs_url_display(&url, display, sizeof(display));
