@@ -27,5 +27,7 @@ struct vd_agent;
 int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms,
 		   struct vd_agent **ret, struct vd_err *err);
 void vd_agent_stop(struct vd_agent *agent);
+/* Milliseconds since the controller last answered a heartbeat. */
+double vd_agent_contact_age_ms(struct vd_agent *agent);
 
 #endif

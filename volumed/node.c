@@ -20,6 +20,7 @@
 #include "bind.h"
 #include "docset.h"
 #include "log.h"
+#include "metrics.h"
 #include "mount.h"
 #include "names.h"
 
@@ -75,10 +76,12 @@ static int stage(struct vd_node *node, const char *name, const json_t *doc, int 
 	if (r < 0)
 		return r;
 	if (!block)
-		return b->ops->stage(b->priv, name, spec, data, ret_path, err);
+		return vd_metrics_backend(b->ops->name, b->ops->stage(b->priv, name, spec, data,
+									ret_path, err));
 	if (!b->ops->block_attach)
 		return vd_err_set(err, -EOPNOTSUPP, "driver %s has no block access", b->ops->name);
-	return b->ops->block_attach(b->priv, name, spec, data, ret_path, err);
+	return vd_metrics_backend(b->ops->name, b->ops->block_attach(b->priv, name, spec, data,
+								       ret_path, err));
 }
 
 static int unstage(struct vd_node *node, const char *name, const json_t *doc, int block,
@@ -90,8 +93,9 @@ static int unstage(struct vd_node *node, const char *name, const json_t *doc, in
 	if (r < 0)
 		return r;
 	if (block && b->ops->block_detach)
-		return b->ops->block_detach(b->priv, name, spec, data, err);
-	return b->ops->unstage(b->priv, name, spec, data, err);
+		return vd_metrics_backend(b->ops->name, b->ops->block_detach(b->priv, name, spec,
+									       data, err));
+	return vd_metrics_backend(b->ops->name, b->ops->unstage(b->priv, name, spec, data, err));
 }
 
 /* Undoes a first stage whose record could not be written. */
@@ -483,6 +487,18 @@ size_t vd_node_mounted_count(struct vd_node *node)
 	return vd_docset_count(node->records);
 }
 
+size_t vd_node_refs_count(struct vd_node *node)
+{
+	json_t *records, *v;
+	size_t i, n = 0;
+	if (vd_docset_list(node->records, &records, NULL) < 0)
+		return 0;
+	json_array_foreach(records, i, v)
+		n += json_array_size(json_object_get(v, "mount_ids"));
+	json_decref(records);
+	return n;
+}
+
 const char *vd_node_id(const struct vd_node *node)
 {
 	return node->node_id;
@@ -504,6 +520,7 @@ static int fence_locked(struct vd_node *node, const char *name, const json_t *re
 	if (r == 0) {
 		json_object_set_new(edit, "fenced", json_true());
 		r = vd_docset_put(node->records, name, edit, 1, err);
+		vd_metrics_fence(VD_FENCE_VOLUME);
 	}
 	json_decref(edit);
 	return r;
