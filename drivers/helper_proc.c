@@ -66,38 +66,46 @@ int vd_helper_mount_state(const char *mnt, struct vd_err *err)
 	return 1;
 }
 
-/* 1 when /proc/<pid>/cmdline is a helper serving mnt. */
-static int helper_is(pid_t pid, const char *mnt)
+/* The --mountpoint argument in /proc/<pid>/cmdline into buf ("" when none). */
+static void helper_mountpoint(pid_t pid, char *buf, size_t len)
 {
-	char path[64], buf[8192];
+	char path[64], cmd[8192];
+	buf[0] = '\0';
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		return;
+	ssize_t n = read(fd, cmd, sizeof(cmd) - 1);
 	close(fd);
 	if (n <= 0)
-		return 0;   /* gone, or a zombie */
-	buf[n] = '\0';
+		return;   /* gone, or a zombie */
+	cmd[n] = '\0';
 	for (ssize_t i = 0; i < n;) {
-		const char *arg = buf + i;
-		size_t len = strlen(arg);
-		if (strcmp(arg, "--mountpoint") == 0 && i + (ssize_t)len + 1 < n)
-			return strcmp(arg + len + 1, mnt) == 0;
-		i += (ssize_t)len + 1;
+		const char *arg = cmd + i;
+		size_t alen = strlen(arg);
+		if (strcmp(arg, "--mountpoint") == 0 && i + (ssize_t)alen + 1 < n) {
+			snprintf(buf, len, "%s", arg + alen + 1);
+			return;
+		}
+		i += (ssize_t)alen + 1;
 	}
-	return 0;
 }
 
-/* The helper serving mnt, found in /proc (when it daemonized and no pid
- * file says which it is); 0 when none. */
-static pid_t helper_find(const char *mnt)
+/* 1 when /proc/<pid>/cmdline is a helper serving mnt. */
+static int helper_is(pid_t pid, const char *mnt)
+{
+	char got[PATH_MAX];
+	helper_mountpoint(pid, got, sizeof(got));
+	return *got && strcmp(got, mnt) == 0;
+}
+
+int vd_helper_foreach(vd_helper_visit_fn fn, void *userdata)
 {
 	DIR *dir = opendir("/proc");
 	struct dirent *de;
-	pid_t found = 0;
-	while (dir && !found && (de = readdir(dir))) {
-		char *end;
+	int r = 0;
+	while (dir && r == 0 && (de = readdir(dir))) {
+		char *end, mnt[PATH_MAX];
 		long pid = strtol(de->d_name, &end, 10);
 		if (*end || pid <= 1 || pid == getpid())
 			continue;
@@ -110,12 +118,38 @@ static pid_t helper_find(const char *mnt)
 		if (n <= 0)
 			continue;
 		comm[n] = '\0';
-		if (strncmp(comm, "volumed-", 8) == 0 && helper_is((pid_t)pid, mnt))
-			found = (pid_t)pid;
+		if (strncmp(comm, "volumed-", 8) != 0)
+			continue;
+		helper_mountpoint((pid_t)pid, mnt, sizeof(mnt));
+		if (*mnt)
+			r = fn((pid_t)pid, mnt, userdata);
 	}
 	if (dir)
 		closedir(dir);
-	return found;
+	return r;
+}
+
+struct find {
+	const char *mnt;
+	pid_t found;
+};
+
+static int find_one(pid_t pid, const char *mnt, void *userdata)
+{
+	struct find *f = userdata;
+	if (strcmp(mnt, f->mnt) != 0)
+		return 0;
+	f->found = pid;
+	return 1;
+}
+
+/* The helper serving mnt, found in /proc (when it daemonized and no pid
+ * file says which it is); 0 when none. */
+static pid_t helper_find(const char *mnt)
+{
+	struct find f = { mnt, 0 };
+	vd_helper_foreach(find_one, &f);
+	return f.found;
 }
 
 static pid_t pidfile_read(const char *path)

@@ -43,6 +43,12 @@ void vd_helper_kill(const char *dir, const char *mnt);
 /* The pid of the helper serving mnt (pid file, else /proc), 0 when none. */
 pid_t vd_helper_pid(const char *dir, const char *mnt);
 
+/* Calls fn for every running helper (a "volumed-*" process with a
+ * --mountpoint) with its pid and mount point, until fn returns non-zero,
+ * which is returned. Reads /proc. */
+typedef int (*vd_helper_visit_fn)(pid_t pid, const char *mnt, void *userdata);
+int vd_helper_foreach(vd_helper_visit_fn fn, void *userdata);
+
 /* 1 mounted and answering, 0 not mounted, 2 mounted but dead (a FUSE
  * mount whose helper is gone: ENOTCONN). A kernel NFS mount is never
  * probed (stat on a hard mount to a server that is down would hang). */

@@ -9,6 +9,7 @@
 
 #include "lease.h"
 #include "log.h"
+#include "metrics.h"
 
 struct vd_agent {
 	struct vd_node *node;
@@ -23,7 +24,7 @@ struct vd_agent {
 	pthread_cond_t idle;      /* signalled when busy drops */
 	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat; lock */
 	json_t *done;             /* [{"volume"}] carried out, for the next heartbeat; lock */
-	double last_ok_ms;
+	_Atomic double last_ok_ms;   /* read by vd_agent_contact_age_ms */
 	int fenced, failing;
 };
 
@@ -104,6 +105,7 @@ static void self_fence(struct vd_agent *a, double age)
 	struct vd_err err = VD_ERR_INIT;
 	int n = vd_node_fence_single(a->node, &err);
 	a->fenced = 1;
+	vd_metrics_fence(VD_FENCE_SELF);
 	vd_log(VD_LOG_ERROR, "agent: no contact with the controller for %.0f ms (lease %d ms): "
 	       "self-fenced, the data path of %d single-writer volume%s cut%s%s", age,
 	       a->lease_ms, n < 0 ? 0 : n, n == 1 ? "" : "s", n < 0 ? ": " : "",
@@ -235,6 +237,11 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 		job_start(a, req);
 	*ret = a;
 	return 0;
+}
+
+double vd_agent_contact_age_ms(struct vd_agent *agent)
+{
+	return agent ? vd_now_ms() - agent->last_ok_ms : 0;
 }
 
 void vd_agent_stop(struct vd_agent *agent)

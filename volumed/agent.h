@@ -37,5 +37,7 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 		   const char *lease_file, json_t *requests, struct vd_agent **ret,
 		   struct vd_err *err);
 void vd_agent_stop(struct vd_agent *agent);
+/* Milliseconds since the controller last answered a heartbeat. */
+double vd_agent_contact_age_ms(struct vd_agent *agent);
 
 #endif

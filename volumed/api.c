@@ -13,12 +13,13 @@
 #include <string.h>
 
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define VOLUMES_PREFIX "/v1/volumes/"
 #define NODES_PREFIX "/v1/nodes/"
-#define ROUTES_HELP "GET /v1/status, GET|POST /v1/volumes, GET|DELETE /v1/volumes/NAME, " \
+#define ROUTES_HELP "GET /metrics, GET /healthz, GET /v1/status, GET|POST /v1/volumes, GET|DELETE /v1/volumes/NAME, " \
 	"POST /v1/volumes/NAME/mount, POST /v1/volumes/NAME/unmount, " \
 	"POST /v1/volumes/NAME/move, GET /v1/nodes; between nodes and the controller: " \
 	"POST /v1/volumes/NAME/attach|detach, GET /v1/volumes/NAME/document, " \
@@ -30,6 +31,8 @@ struct call {
 	const char *name;   /* the volume: from the path, or create's body */
 	json_t *body;       /* the parsed body object, or NULL when empty */
 	json_t *reply;      /* set by the handler on success */
+	char *text;         /* or a text/plain body (malloc'd) */
+	const char *content_type;   /* of text; NULL: text/plain */
 	int status;         /* 200 unless the handler says otherwise */
 };
 
@@ -132,6 +135,34 @@ static int route_status(struct call *c, struct vd_err *err)
 	json_t *status;
 	int r = vd_core_status(c->core, &status, err);
 	return r < 0 ? r : reply_new(c, status, 200);
+}
+
+/* The Prometheus exposition of the metrics, as of now. */
+static int route_metrics(struct call *c, struct vd_err *err)
+{
+	struct vd_metrics_snapshot *s = calloc(1, sizeof(*s));
+	if (!s)
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	vd_metrics_collect(s);
+	int r = vd_core_metrics(c->core, s, err);
+	if (r == 0 && !(c->text = vd_metrics_format(s)))
+		r = vd_err_set(err, -ENOMEM, "out of memory");
+	c->content_type = VD_METRICS_CONTENT_TYPE;
+	free(s);
+	return r;
+}
+
+/* 200 "ok", or 503 and why not, one line of text either way. */
+static int route_healthz(struct call *c, struct vd_err *err)
+{
+	struct vd_err why = VD_ERR_INIT;
+	int r = vd_core_health(c->core, &why);
+	c->status = r < 0 ? 503 : 200;
+	if (asprintf(&c->text, "%s\n", r < 0 ? vd_err_msg(&why) : "ok") < 0) {
+		c->text = NULL;
+		return vd_err_set(err, -ENOMEM, "out of memory");
+	}
+	return 0;
 }
 
 static int route_list(struct call *c, struct vd_err *err)
@@ -302,6 +333,8 @@ static int route_attached(struct call *c, struct vd_err *err)
 }
 
 static const struct route routes[] = {
+	{ "/metrics", false, NULL, NULL, "GET", { { "GET", "metrics", route_metrics } } },
+	{ "/healthz", false, NULL, NULL, "GET", { { "GET", "healthz", route_healthz } } },
 	{ "/v1/status", false, NULL, NULL, "GET", { { "GET", "status", route_status } } },
 	{ "/v1/volumes", false, NULL, NULL, "GET, POST",
 	  { { "GET", "list", route_list }, { "POST", "create", route_create } } },
@@ -453,6 +486,22 @@ static int route_resolve(const struct vd_http_request *req, const struct route_o
 	return 0;
 }
 
+static bool op_quiet(const char *op)
+{
+	return strcmp(op, "heartbeat") == 0 || strcmp(op, "metrics") == 0 ||
+	       strcmp(op, "healthz") == 0;
+}
+
+/* Hands text (malloc'd) to the response. */
+static void reply_text(struct vd_http_response *resp, int status, const char *content_type,
+		       char *text)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->body = text;
+	resp->content_type = content_type ? content_type : "text/plain; charset=utf-8";
+}
+
 void vd_api_handle(void *core, const struct vd_http_request *req,
 		   struct vd_http_response *resp)
 {
@@ -472,14 +521,18 @@ void vd_api_handle(void *core, const struct vd_http_request *req,
 	if (rc == 0)
 		rc = op->fn(&c, &err);
 	/* c.name is set only once checked, so the log never shows a bad one;
-	 * a heartbeat a second per node is logged only when it fails. */
-	if (rc < 0 || !op || strcmp(op->op, "heartbeat") != 0)
+	 * the frequent polls (heartbeats, scrapes) are logged only when they fail. */
+	if (rc < 0 || !op || !op_quiet(op->op))
 		vd_log_op("api", op ? op->op : "route", c.name, vd_now_ms() - t0, rc,
 			  vd_err_msg(&err));
-	if (rc < 0)
+	if (rc < 0) {
+		free(c.text);
 		reply_error(resp, status, rc, &err);
-	else
+	} else if (c.text) {
+		reply_text(resp, c.status, c.content_type, c.text);
+	} else {
 		vd_http_reply_json(resp, c.status, c.reply);
+	}
 	json_decref(c.body);
 	free(name);
 }

@@ -1,6 +1,8 @@
 /* api.h — the REST API (volctl today, node agents <-> controller later),
  * JSON over HTTP, translated onto the core. No storage logic here.
  *
+ *   GET    /metrics   the Prometheus text exposition (metrics.h)
+ *   GET    /healthz   200 "ok", or 503 and why not (text/plain)
  *   GET    /v1/status
  *   GET    /v1/volumes                      -> {"volumes":[view...]}
  *   POST   /v1/volumes  {"name","driver"?,"options"?{k:v}} -> 201 view

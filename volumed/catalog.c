@@ -13,6 +13,7 @@
 
 #include "docset.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "nodes.h"
 
@@ -215,7 +216,7 @@ static int create_storage(struct vd_catalog *c, const struct vd_backend *b, cons
 			  json_t *doc, const struct vd_source *src, struct vd_err *err)
 {
 	json_t *data = NULL;
-	int r = storage_create(c, b, name, doc, src, &data, err);
+	int r = vd_metrics_backend(b->ops->name, storage_create(c, b, name, doc, src, &data, err));
 	if (r < 0)
 		return r;
 	json_object_set_new(doc, "data", data ? data : json_null());
@@ -591,7 +592,10 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 			json_object_del(attachments, node_id);
 		r = vd_docset_put(c->docs, name, doc, 1, err);
 	}
+	if (r == 0 && attach && !present && (*moved || *asked))
+		vd_metrics_move(*moved ? VD_MOVE_CRASH : force ? VD_MOVE_FORCED : VD_MOVE_GRACEFUL);
 	if (r == 0 && ret_doc && fence) {   /* the new node's stage fences the old one */
+		vd_metrics_fence(VD_FENCE_STORAGE);
 		json_t *copy = json_deep_copy(doc);
 		json_t *data = json_object_get(copy, "data");
 		if (json_is_object(data))

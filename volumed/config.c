@@ -41,7 +41,7 @@ struct config_int_key {
 enum { OPT_STATE_DIR = 1000, OPT_DOCKER_SOCKET, OPT_API_SOCKET, OPT_NODE_ID, OPT_LOG_LEVEL,
        OPT_CONFIG, OPT_HELP, OPT_VERSION, OPT_DEFAULT_DRIVER, OPT_CSI_ENDPOINT,
        OPT_CSI_SCOPE, OPT_LISTEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_TOKEN_FILE,
-       OPT_CONTROLLER_URL, OPT_CA_FILE, OPT_LEASE_MS, OPT_MOVE_WAIT_MS };
+       OPT_CONTROLLER_URL, OPT_CA_FILE, OPT_LEASE_MS, OPT_MOVE_WAIT_MS, OPT_LOG_FORMAT };
 
 /* How a key's value is checked. KEY_LISTEN: "" or HOST:PORT; KEY_URL: ""
  * or https://HOST:PORT. */
@@ -80,7 +80,7 @@ static const struct config_int_key int_keys[] = {
 #define N_INT_KEYS (sizeof(int_keys) / sizeof(int_keys[0]))
 
 #define ALLOWED_KEYS "state_dir, docker_socket, api_socket, csi_endpoint, " \
-	"csi_controller_scope, node_id, log_level, default_driver, drivers, listen, tls_cert, " \
+	"csi_controller_scope, node_id, log_level, log_format, default_driver, drivers, listen, tls_cert, " \
 	"tls_key, token_file, controller_url, ca_file, lease_ms, move_wait_ms"
 
 #define STR(x) #x
@@ -90,7 +90,8 @@ static const char usage[] =
 	"usage: volumed [--config FILE] [--state-dir DIR] [--docker-socket PATH]\n"
 	"               [--api-socket PATH] [--csi-endpoint URL]\n"
 	"               [--csi-controller-scope cluster|node] [--node-id ID]\n"
-	"               [--log-level LEVEL] [--default-driver NAME]\n"
+	"               [--log-level LEVEL] [--log-format text|json]\n"
+	"               [--default-driver NAME]\n"
 	"               [--listen ADDR:PORT --tls-cert FILE --tls-key FILE]\n"
 	"               [--token-file FILE] [--controller-url https://HOST:PORT]\n"
 	"               [--ca-file FILE] [--lease-ms MS] [--move-wait-ms MS]\n"
@@ -110,6 +111,7 @@ static const char usage[] =
 	"                        attach and controller expansion (default cluster)\n"
 	"  --node-id ID          this node's name (default: the host name)\n"
 	"  --log-level LEVEL     debug, info, warn or error (default info)\n"
+	"  --log-format FORMAT   text, or json: one JSON object per line (default text)\n"
 	"  --default-driver NAME driver for volumes created without one (default local)\n"
 	"\n"
 	"Cluster (see docs/configuration.md):\n"
@@ -132,7 +134,7 @@ static const char usage[] =
 	"\n"
 	"Environment: VOLUMED_CONFIG, VOLUMED_STATE_DIR, VOLUMED_DOCKER_SOCKET,\n"
 	"VOLUMED_API_SOCKET, CSI_ENDPOINT, VOLUMED_CSI_CONTROLLER_SCOPE, VOLUMED_NODE_ID,\n"
-	"VOLUMED_LOG_LEVEL, VOLUMED_DEFAULT_DRIVER, VOLUMED_LISTEN, VOLUMED_TLS_CERT,\n"
+	"VOLUMED_LOG_LEVEL, VOLUMED_LOG_FORMAT, VOLUMED_DEFAULT_DRIVER, VOLUMED_LISTEN, VOLUMED_TLS_CERT,\n"
 	"VOLUMED_TLS_KEY, VOLUMED_TOKEN_FILE, VOLUMED_CONTROLLER_URL, VOLUMED_CA_FILE,\n"
 	"VOLUMED_LEASE_MS, VOLUMED_MOVE_WAIT_MS.\n"
 	"Precedence: flags, then environment, then config file, then defaults.\n";
@@ -257,6 +259,23 @@ static int set_level(struct vd_config *cfg, const char *value, const char *origi
 	return 0;
 }
 
+static int set_format(struct vd_config *cfg, const char *value, const char *origin,
+		      struct vd_err *err)
+{
+	if (vd_log_parse_format(value, &cfg->log_format) < 0)
+		return vd_err_set(err, -EINVAL, "%s log_format: '%.40s' is not one of text, json",
+				  origin, value);
+	return 0;
+}
+
+/* log_level or log_format. */
+static int set_log_key(struct vd_config *cfg, const char *key, const char *value,
+		       const char *origin, struct vd_err *err)
+{
+	return strcmp(key, "log_format") == 0 ? set_format(cfg, value, origin, err)
+		: set_level(cfg, value, origin, err);
+}
+
 const char *vd_config_endpoint_path(const char *endpoint)
 {
 	if (strncmp(endpoint, "unix://", 7) == 0)
@@ -279,6 +298,7 @@ void vd_config_defaults(struct vd_config *cfg)
 	cfg->node_id = strdup(vd_name_check(host, NULL) == 0 ? host : "localhost");
 	cfg->default_driver = strdup("local");
 	cfg->log_level = VD_LOG_INFO;
+	cfg->log_format = VD_LOG_TEXT;
 	cfg->listen = strdup("");
 	cfg->tls_cert = strdup("");
 	cfg->tls_key = strdup("");
@@ -339,13 +359,13 @@ static int apply_member(struct vd_config *cfg, const char *key, json_t *value,
 		cfg->drivers = json_deep_copy(value);
 		return 0;
 	}
-	if (!k && strcmp(key, "log_level") != 0)
+	if (!k && strcmp(key, "log_level") != 0 && strcmp(key, "log_format") != 0)
 		return vd_err_set(err, -EINVAL, "config: unknown key '%.60s'; allowed: "
 				  ALLOWED_KEYS, key);
 	if (!json_is_string(value))
 		return vd_err_set(err, -EINVAL, "config %s: expected a string", key);
 	if (!k)
-		return set_level(cfg, json_string_value(value), "config", err);
+		return set_log_key(cfg, key, json_string_value(value), "config", err);
 	return set_string(cfg, k, json_string_value(value), "config", err);
 }
 
@@ -391,7 +411,9 @@ static int apply_env(struct vd_config *cfg, struct vd_err *err)
 			return r;
 	}
 	const char *level = getenv("VOLUMED_LOG_LEVEL");
-	return level ? set_level(cfg, level, "VOLUMED_LOG_LEVEL", err) : 0;
+	int r = level ? set_level(cfg, level, "VOLUMED_LOG_LEVEL", err) : 0;
+	const char *format = getenv("VOLUMED_LOG_FORMAT");
+	return r == 0 && format ? set_format(cfg, format, "VOLUMED_LOG_FORMAT", err) : r;
 }
 
 static const struct option long_options[] = {
@@ -403,6 +425,7 @@ static const struct option long_options[] = {
 	{ "csi-controller-scope", required_argument, NULL, OPT_CSI_SCOPE },
 	{ "node-id", required_argument, NULL, OPT_NODE_ID },
 	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
 	{ "default-driver", required_argument, NULL, OPT_DEFAULT_DRIVER },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "tls-cert", required_argument, NULL, OPT_TLS_CERT },
@@ -458,6 +481,8 @@ static int apply_flags(struct vd_config *cfg, int argc, char **argv, struct vd_e
 				r = set_int_text(cfg, &int_keys[i], optarg, "flag", err);
 		if (c == OPT_LOG_LEVEL)
 			r = set_level(cfg, optarg, "flag", err);
+		if (c == OPT_LOG_FORMAT)
+			r = set_format(cfg, optarg, "flag", err);
 	}
 	return r;
 }

@@ -28,6 +28,7 @@ struct vd_config {
 	char *csi_controller_scope;  /* "cluster" or "node" */
 	char *node_id;         /* default: the host name */
 	enum vd_log_level log_level;
+	enum vd_log_format log_format;
 	char *default_driver;
 	json_t *drivers;       /* {"local": {...}} */
 	/* Cluster. Strings are "" when unset, never NULL. */

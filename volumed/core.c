@@ -17,11 +17,13 @@
 #include <unistd.h>
 #include <time.h>
 
+#include "../drivers/helper_proc.h"
 #include "agent.h"
 #include "backends.h"
 #include "catalog.h"
 #include "docset.h"
 #include "log.h"
+#include "metrics.h"
 #include "names.h"
 #include "node.h"
 #include "nodes.h"
@@ -728,6 +730,84 @@ int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err
 	if (!status)
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	*ret_status = status;
+	return 0;
+}
+
+/* ---- metrics and health ---- */
+
+struct helper_count {
+	const struct vd_core *core;
+	struct vd_metrics_gauges *g;
+};
+
+/* A helper whose mount point is <state_dir>/DRIVER/... serves this node. */
+static int helper_counted(pid_t pid, const char *mnt, void *userdata)
+{
+	struct helper_count *h = userdata;
+	size_t len = strlen(h->core->state_dir);
+	(void)pid;
+	if (strncmp(mnt, h->core->state_dir, len) != 0 || mnt[len] != '/')
+		return 0;
+	for (size_t i = 0; vd_drivers[i]; i++) {
+		size_t n = strlen(vd_drivers[i]->name);
+		if (strncmp(mnt + len + 1, vd_drivers[i]->name, n) == 0 && mnt[len + 1 + n] == '/')
+			vd_metrics_count_add(h->g->helpers, &h->g->n_helpers, VD_METRICS_LABELS_MAX,
+					     vd_drivers[i]->name, 1);
+	}
+	return 0;
+}
+
+/* The catalog's volumes by driver and attachments (on the controller),
+ * this node's mounts and references, the helpers serving them. */
+static int gauges_fill(struct vd_core *core, struct vd_metrics_gauges *g, struct vd_err *err)
+{
+	json_t *docs = NULL, *doc;
+	size_t i;
+	for (i = 0; vd_drivers[i]; i++) {
+		vd_metrics_count_add(g->volumes, &g->n_volumes, VD_METRICS_LABELS_MAX,
+				     vd_drivers[i]->name, 0);
+		vd_metrics_count_add(g->helpers, &g->n_helpers, VD_METRICS_LABELS_MAX,
+				     vd_drivers[i]->name, 0);
+	}
+	g->has_catalog = core->catalog != NULL;
+	int r = core->catalog ? vd_catalog_list(core->catalog, &docs, err) : 0;
+	if (r < 0)
+		return r;
+	json_array_foreach(docs, i, doc) {
+		vd_metrics_count_add(g->volumes, &g->n_volumes, VD_METRICS_LABELS_MAX,
+				     vd_doc_str(doc, "driver"), 1);
+		g->attachments += json_object_size(json_object_get(doc, "attachments"));
+	}
+	json_decref(docs);
+	g->mounted = vd_node_mounted_count(core->node);
+	g->mount_refs = vd_node_refs_count(core->node);
+	struct helper_count h = { core, g };
+	vd_helper_foreach(helper_counted, &h);
+	return 0;
+}
+
+int vd_core_metrics(struct vd_core *core, struct vd_metrics_snapshot *s, struct vd_err *err)
+{
+	s->version = VD_VERSION;
+	s->start_time_seconds = (double)core->started;
+	s->resident_bytes = (uint64_t)rss_bytes();
+	return gauges_fill(core, &s->gauges, err);
+}
+
+int vd_core_health(struct vd_core *core, struct vd_err *err)
+{
+	char probe[PATH_MAX];
+	snprintf(probe, sizeof(probe), "%s/.health-XXXXXX", core->state_dir);
+	int fd = mkstemp(probe);
+	if (fd < 0)
+		return vd_err_set(err, -errno, "state directory %s is not writable: %s",
+				  core->state_dir, strerror(errno));
+	close(fd);
+	unlink(probe);
+	double age = core->remote ? vd_agent_contact_age_ms(core->agent) : 0;
+	if (age > core->lease_ms)
+		return vd_err_set(err, -ENOTCONN, "no contact with the controller for %.0f ms "
+				  "(lease %d ms)", age, core->lease_ms);
 	return 0;
 }
 

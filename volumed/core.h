@@ -155,6 +155,15 @@ int vd_core_status(struct vd_core *core, json_t **ret_status, struct vd_err *err
 
 #define VD_VERSION "0.1.0"
 
+/* The metrics only the core knows: its gauges (volumes by driver and
+ * attachments on the controller, mounts and references here, helper
+ * processes), version, start time and resident memory. */
+struct vd_metrics_snapshot;
+int vd_core_metrics(struct vd_core *core, struct vd_metrics_snapshot *s, struct vd_err *err);
+/* 0 when serving: the state directory takes a new file and, on a node
+ * agent, the controller answered within the lease; otherwise why not. */
+int vd_core_health(struct vd_core *core, struct vd_err *err);
+
 /* ---- the cluster (the controller's side of node agents' calls) ----
  * On a node agent, nodes and move are asked of the controller; the others
  * answer -EOPNOTSUPP. */

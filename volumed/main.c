@@ -19,6 +19,7 @@
 #include "core.h"
 #include "http.h"
 #include "log.h"
+#include "metrics.h"
 
 struct frontend {
 	const char *what;
@@ -181,6 +182,8 @@ int main(int argc, char **argv)
 		return r < 0 ? 2 : 0;
 	}
 	vd_log_set_level(cfg.log_level);
+	vd_log_set_format(cfg.log_format);
+	vd_log_set_op_observer(vd_metrics_op);
 	path_add_sbin();
 	block_signals();
 	int rc = run(&cfg);

@@ -21,6 +21,7 @@
 #include "bind.h"
 #include "docset.h"
 #include "log.h"
+#include "metrics.h"
 #include "mount.h"
 #include "names.h"
 
@@ -98,7 +99,7 @@ static int stage(struct vd_node *node, const char *name, const json_t *doc, int 
 	r = block ? b->ops->block_attach(b->priv, name, spec, data, ret_path, err)
 		  : b->ops->stage(b->priv, name, spec, data, ret_path, err);
 	json_decref(data);
-	return r;
+	return vd_metrics_backend(b->ops->name, r);
 }
 
 /* 1 when the record's volume is attached for a single writer. */
@@ -117,8 +118,9 @@ static int unstage(struct vd_node *node, const char *name, const json_t *doc, in
 	if (r < 0)
 		return r;
 	if (block && b->ops->block_detach)
-		return b->ops->block_detach(b->priv, name, spec, data, err);
-	return b->ops->unstage(b->priv, name, spec, data, err);
+		return vd_metrics_backend(b->ops->name, b->ops->block_detach(b->priv, name, spec,
+									       data, err));
+	return vd_metrics_backend(b->ops->name, b->ops->unstage(b->priv, name, spec, data, err));
 }
 
 /* Undoes a first stage whose record could not be written. */
@@ -543,6 +545,18 @@ size_t vd_node_mounted_count(struct vd_node *node)
 	return vd_docset_count(node->records);
 }
 
+size_t vd_node_refs_count(struct vd_node *node)
+{
+	json_t *records, *v;
+	size_t i, n = 0;
+	if (vd_docset_list(node->records, &records, NULL) < 0)
+		return 0;
+	json_array_foreach(records, i, v)
+		n += json_array_size(json_object_get(v, "mount_ids"));
+	json_decref(records);
+	return n;
+}
+
 const char *vd_node_id(const struct vd_node *node)
 {
 	return node->node_id;
@@ -564,6 +578,7 @@ static int fence_locked(struct vd_node *node, const char *name, const json_t *re
 	if (r == 0) {
 		json_object_set_new(edit, "fenced", json_true());
 		r = vd_docset_put(node->records, name, edit, 1, err);
+		vd_metrics_fence(VD_FENCE_VOLUME);
 	}
 	json_decref(edit);
 	return r;

@@ -63,6 +63,8 @@ int vd_node_fence_single(struct vd_node *node, struct vd_err *err);
 void vd_node_settle(struct vd_node *node);
 /* How many volumes are mounted here. */
 size_t vd_node_mounted_count(struct vd_node *node);
+/* How many references (mount IDs) the volumes mounted here have. */
+size_t vd_node_refs_count(struct vd_node *node);
 const char *vd_node_id(const struct vd_node *node);
 
 #endif

@@ -34,6 +34,7 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg.api_socket, VD_DEFAULT_API_SOCKET);
 	assert_string_equal(cfg.default_driver, "local");
 	assert_true(cfg.node_id[0] != '\0');
+	assert_int_equal(cfg.log_format, VD_LOG_TEXT);
 	vd_config_clear(&cfg);
 }
 
@@ -73,6 +74,8 @@ static void test_json_rejects(void **state)
 	expect_rejected("{\"state_dir\":\"\"}", "state_dir");
 	expect_rejected("{\"state_dir\":7}", "state_dir");
 	expect_rejected("{\"log_level\":\"loud\"}", "log_level");
+	expect_rejected("{\"log_format\":\"xml\"}", "text, json");
+	expect_rejected("{\"log_format\":1}", "log_format");
 	expect_rejected("{\"node_id\":\"../n\"}", "node_id");
 	expect_rejected("{\"drivers\":[]}", "drivers");
 	expect_rejected("[]", "object");
@@ -117,6 +120,36 @@ static void test_bad_flags(void **state)
 	char *argv3[] = { "volumed", "--config", "/nonexistent/volumed.json", NULL };
 	assert_int_equal(vd_config_from_args(&cfg, 3, argv3, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "/nonexistent/volumed.json"));
+	vd_config_clear(&cfg);
+}
+
+/* log_format from each layer: file, then environment, then flag. */
+static void test_log_format(void **state)
+{
+	(void)state;
+	struct vd_config cfg;
+	struct vd_err err = VD_ERR_INIT;
+	vd_config_defaults(&cfg);
+	assert_int_equal(load_json(&cfg, "{\"log_format\":\"json\"}", &err), 0);
+	assert_int_equal(cfg.log_format, VD_LOG_JSON);
+	vd_config_clear(&cfg);
+	char *argv1[] = { "volumed", NULL };
+	setenv("VOLUMED_LOG_FORMAT", "json", 1);
+	assert_int_equal(vd_config_from_args(&cfg, 1, argv1, &err), 0);
+	assert_int_equal(cfg.log_format, VD_LOG_JSON);
+	vd_config_clear(&cfg);
+	char *argv2[] = { "volumed", "--log-format", "text", NULL };
+	assert_int_equal(vd_config_from_args(&cfg, 3, argv2, &err), 0);
+	assert_int_equal(cfg.log_format, VD_LOG_TEXT);   /* the flag wins */
+	vd_config_clear(&cfg);
+	setenv("VOLUMED_LOG_FORMAT", "yaml", 1);
+	assert_int_equal(vd_config_from_args(&cfg, 1, argv1, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "VOLUMED_LOG_FORMAT log_format"));
+	vd_config_clear(&cfg);
+	unsetenv("VOLUMED_LOG_FORMAT");
+	char *argv3[] = { "volumed", "--log-format", "Json", NULL };
+	assert_int_equal(vd_config_from_args(&cfg, 3, argv3, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "flag log_format: 'Json' is not one of text, json"));
 	vd_config_clear(&cfg);
 }
 
@@ -429,7 +462,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),   cmocka_unit_test(test_json_keys),
 		cmocka_unit_test(test_json_rejects), cmocka_unit_test(test_precedence),
-		cmocka_unit_test(test_bad_flags),
+		cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_log_format),
 		cmocka_unit_test(test_cluster_defaults), cmocka_unit_test(test_cluster_json),
 		cmocka_unit_test(test_cluster_json_rejects),
 		cmocka_unit_test(test_cluster_env_and_flags),
