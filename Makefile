@@ -164,10 +164,9 @@ fuzz-replay: $(REPLAY_BINS)
 integ: all
 	@BUILD=$(BUILD) tests/integ/run.sh
 
-# The multi-node scenarios (moves, crashes, partitions): not yet all passing,
-# so outside `make test` until they do; run them with `make integ-cluster`.
+# The multi-node scenarios alone (part of `make integ` too).
 integ-cluster: all $(ISCSI_CLIENT_CHECK)
-	@BUILD=$(BUILD) tests/integ/run.sh tests/integ/cluster_scenarios.sh
+	@BUILD=$(BUILD) tests/integ/run.sh tests/integ/test_cluster.sh
 
 test: deps-test
 	@$(MAKE) --no-print-directory all $(UNIT_BINS) $(REPLAY_BINS)

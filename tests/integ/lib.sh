@@ -376,9 +376,11 @@ drun() {
 	"$DOCKER_BIN" run --network none "$@"
 }
 
+# dockerd_start [DIR]: a private dockerd in DIR (default T/d); D is DIR,
+# DOCKERD_PID its pid (also in DIR/dockerd.pid), DOCKER_HOST its socket.
 dockerd_start() {
 	command -v dockerd >/dev/null || fail "dockerd not installed (make deps-test)"
-	D=$T/d
+	D=${1:-$T/d}
 	mkdir -p "$D" "$T/dockercfg"
 	cat >"$D/daemon.json" <<-EOF
 		{"iptables": false, "ip6tables": false, "ip-forward": false, "bridge": "none",
@@ -387,6 +389,7 @@ dockerd_start() {
 	dockerd --config-file "$D/daemon.json" --data-root "$D/root" --exec-root "$D/exec" \
 		--pidfile "$D/pid" -H "unix://$D/sock" >"$D/dockerd.log" 2>&1 &
 	DOCKERD_PID=$!
+	echo "$DOCKERD_PID" >"$D/dockerd.pid"
 	record "pid $DOCKERD_PID"
 	export DOCKER_HOST=unix://$D/sock
 	export DOCKER_CONFIG=$T/dockercfg

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cluster_scenarios.sh — several volumeds as one cluster, on this host: a
+# test_cluster.sh — several volumeds as one cluster, on this host: a
 # controller (ctl: --listen on 127.0.0.1 with a throwaway CA and a bearer
 # token) and node agents node-a and node-b (--controller-url), all with the
 # same drivers: an iscsi tgt pool on a private tgtd and an nfs backend on a
@@ -115,6 +115,10 @@ nlog() { echo "$T/n-$1/volumed.log"; }
 nstate() { echo "$T/n-$1/state"; }
 ncsi() { echo "unix://$T/n-$1/csi.sock"; }
 npid() { cat "$T/n-$1/pid" 2>/dev/null; }
+# The Docker plugin of node-a / node-b: driver volumed-itest-ID-a / -b, its
+# socket where every dockerd looks; each node's dockerd uses its own name.
+ndriver() { echo "$VD_DRIVER-${1#node-}"; }
+nsock() { [[ $1 == node-[ab] ]] && echo "$VD_PLUGIN_DIR/$(ndriver "$1").sock"; }
 vn() {
 	local id=$1
 	shift
@@ -138,7 +142,7 @@ node_start() {
 	d=$(nd "$id")
 	mkdir -p "$d"
 	[[ $id == ctl ]] || csi=$(ncsi "$id")
-	local args=(--state-dir "$d/state" --api-socket "$d/api.sock" --docker-socket ""
+	local args=(--state-dir "$d/state" --api-socket "$d/api.sock" --docker-socket "$(nsock "$id")"
 		--csi-endpoint "$csi" --node-id "$id" --log-level "$VD_LOG_LEVEL" --config "$CONF"
 		--token-file "$TOKEN_FILE" --lease-ms "$LEASE_MS" --move-wait-ms "$MOVE_WAIT_MS")
 	if [[ $id == ctl ]]; then
@@ -268,10 +272,19 @@ helper_pids() {
 idir() { echo "$(nstate "$1")/iscsi/pool/$2"; }
 ndir() { echo "$(nstate "$1")/nfs/main/$2"; }
 
+# covered MNT: the top mount on MNT is volumed's read-only cover of a
+# volume taken away by force (an empty tmpfs, source volumed-fenced).
+covered() {
+	[[ $(awk -v p="$1" '$5 == p { for (i = 6; i <= NF; i++) if ($i == "-") { s = $(i + 1) " " $(i + 2); break } }
+		END { print s }' /proc/self/mountinfo) == "tmpfs volumed-fenced" ]]
+}
+
 # no_datapath DIR: nothing of the volume whose node directory is DIR
-# serves I/O on that node: no helper, nothing mounted on mnt or lun.
+# serves I/O on that node: no helper, nothing mounted on mnt (but a cover)
+# or lun.
 no_datapath() {
-	[[ -z $(helper_pids "$1/") ]] && not_mounted "$1/mnt" && not_mounted "$1/lun"
+	[[ -z $(helper_pids "$1/") ]] && { not_mounted "$1/mnt" || covered "$1/mnt"; } &&
+		not_mounted "$1/lun"
 }
 datapath_state() {
 	echo "helpers:'$(helper_pids "$1/" | tr '\n' ' ')' mnt:$(mount_fstype "$1/mnt") lun:$(mount_fstype "$1/lun")"
@@ -447,7 +460,13 @@ cluster_exit() {
 	if [[ -s $T/writers.pids ]]; then
 		for p in $(cat "$T/writers.pids"); do kill -KILL "$p" 2>/dev/null; done
 	fi
+	for id in a b; do   # the dockerds first: their containers hold mounts
+		[[ -s $T/d-$id/dockerd.pid ]] || continue
+		D=$T/d-$id DOCKERD_PID=$(cat "$D/dockerd.pid") DOCKER_HOST=unix://$D/sock dockerd_stop
+	done
+	D=""
 	for id in node-c node-b node-a ctl; do node_stop "$id"; done
+	rm -f "$(nsock node-a)" "$(nsock node-b)"
 	proxy_kill
 	for id in ctl node-a node-b node-c; do
 		[[ -s $(nlog "$id") ]] || continue
@@ -804,6 +823,7 @@ sc_force() {
 	run va unmount f4
 	log "  node-a's unmount of its fenced mount: status $RC ${OUT:0:160}"
 	wait_until 15 no_datapath "$(idir node-a f4)" || fail "node-a after its unmount: $(datapath_state "$(idir node-a f4)")"
+	not_mounted "$mpa" || fail "node-a's cover of f4 stayed after its last unmount: $(mount_fstype "$mpa")"
 	wait_until 10 attached_is f4 "" || fail "f4 still attached after both unmounts: $(attached f4)"
 	fsck_clean "$img" || fail "e2fsck -fn $img"
 	assert_eq "node-b-was-here $VD_ID" "$(img_cat "$img" /bmarker)" "node-b's marker in the image"
@@ -1050,6 +1070,15 @@ sc_crash_nfs() {
 	local after
 	after=$(w_ok_after "$t_b" | wc -l)
 	writer_stop
+	local ferr
+	ferr=$(w_first_err)
+	if [[ -n $ferr ]]; then
+		metric "lease_fence_ms(nfs helper stops writing, after its volumed's SIGKILL)" "$(($(cut -d' ' -f4 <<<"$ferr") - t0))"
+		(($(cut -d' ' -f4 <<<"$ferr") <= t_b)) || fail "node-a's helper failed its first write only after node-b had staged n6b: $ferr"
+		grep -q "event=lease-expired" "$(ndir node-a n6b)/helper.log" || fail "node-a's helper did not log that its lease ran out"
+	else
+		fail "node-a's writer never failed after its volumed died (the helper does not obey the lease)"
+	fi
 	if ((after > 0)); then
 		bug "split brain on nfs: node-a's volumed was SIGKILLed but its volumed-nfs-fuse helper lived on; node-b staged n6b (single writer) $dt ms later, and node-a's writer still got $after records acknowledged in the following second: both nodes wrote to the single-writer volume"
 	else
@@ -1432,6 +1461,53 @@ sc_local() {
 	assert_eq "" "$(vb --json ls | vol_names | grep -x l10)" "l10 in node-b's volctl ls after the rm"
 }
 
+# ---------------------------------------------------------------- 11. docker on two nodes
+
+# dk NODE ARGS...: the docker CLI of NODE's own dockerd.
+dk() {
+	local id=${1#node-}
+	shift
+	DOCKER_HOST=unix://$T/d-$id/sock "$DOCKER_BIN" "$@"
+}
+
+sc_docker() {
+	local id out t0 cid
+	for id in a b; do
+		dockerd_start "$T/d-$id"
+		image_import
+	done
+	D=""
+	# A task on node-a writes into a new volume, then stops.
+	assert_ok dk node-a volume create -d "$(ndriver node-a)" -o driver=iscsi -o size=32M dv11
+	run dk node-a run --rm --network none -v dv11:/data "$IMAGE" sh -c 'echo from-a >/data/f && sync'
+	((RC == 0)) || fail "the container on node-a could not write into dv11: $OUT"
+	assert_eq "" "$(attached dv11)" "dv11's attachments after node-a's container ended"
+	# The task redeployed on node-b reads what node-a wrote.
+	t0=$(now_ms)
+	run dk node-b run --rm --network none -v dv11:/data --volume-driver "$(ndriver node-b)" "$IMAGE" cat /data/f
+	((RC == 0)) || fail "the container on node-b could not use dv11: $OUT"
+	assert_eq "from-a" "$OUT" "what node-b's container read from dv11"
+	metric "docker_run_on_b_after_a_ms(iscsi, container start to exit)" "$(($(now_ms) - t0))"
+	# node-a's task still running: node-b's container is refused, naming node-a.
+	cid=$(dk node-a run -d --network none -v dv11:/data "$IMAGE" sh -c 'while :; do echo a >>/data/log; sync; sleep 0.1; done')
+	[[ -n $cid ]] || fail "no long-running container on node-a"
+	wait_until 10 attached_is dv11 node-a || fail "dv11 not attached to node-a while its container runs: $(attached dv11)"
+	run dk node-b run --rm --network none -v dv11:/data --volume-driver "$(ndriver node-b)" "$IMAGE" cat /data/f
+	((RC != 0)) || fail "node-b's container used dv11 while node-a's container writes into it: $OUT"
+	assert_contains "$OUT" "node-a" "node-b's refusal"
+	log "  ok: node-b's container refused while node-a's runs: $(tail -n 1 <<<"$OUT" | cut -c1-200)"
+	# node-a's task stops; node-b's starts and sees everything node-a wrote.
+	assert_ok dk node-a rm -f "$cid"
+	wait_until 10 attached_is dv11 "" || fail "dv11 still attached after node-a's container was removed: $(attached dv11)"
+	run dk node-b run --rm --network none -v dv11:/data --volume-driver "$(ndriver node-b)" "$IMAGE" sh -c 'cat /data/f; wc -l </data/log'
+	((RC == 0)) || fail "node-b's container after node-a's stopped: $OUT"
+	assert_eq "from-a" "$(head -n 1 <<<"$OUT")" "node-a's file read on node-b"
+	(($(tail -n 1 <<<"$OUT") > 0)) || fail "node-a's log lines missing on node-b: $OUT"
+	log "  ok: node-b's container read node-a's $(tail -n 1 <<<"$OUT") log lines"
+	assert_ok dk node-a volume rm dv11
+	assert_eq "" "$(vctl --json ls | vol_names | grep -x dv11)" "dv11 after docker volume rm"
+}
+
 # ---------------------------------------------------------------- run
 
 sc "1. nodes: listed alive, a killed node dead after the lease" sc_nodes
@@ -1445,6 +1521,7 @@ sc "8. controller kill -9 in the middle of a move" sc_ctl_kill
 sc "8c. controller kill -9 as node-a begins a forced release" sc_ctl_kill_release
 sc "9. partition: node-b cut off" sc_partition
 sc "10. a local volume on another node" sc_local
+sc "11. docker on two nodes: a task moves from node-a's dockerd to node-b's" sc_docker
 
 scenario "summary"
 loopfail=$(grep -H 'event=loop-failed err=103' "$T"/n-*/state/iscsi/*/*/helper.log 2>/dev/null)
@@ -1474,4 +1551,4 @@ if ((${#FAILED[@]})) || [[ -s $BUGS ]]; then
 	CUR_SCENARIO="summary"
 	fail "$((${#FAILED[@]})) failed: $(printf '[%s] ' "${FAILED[@]}")$([[ -s $BUGS ]] && echo "; $(wc -l <"$BUGS") bug(s) noted above")"
 fi
-log "cluster_scenarios: all scenarios passed"
+log "test_cluster: all scenarios passed"
