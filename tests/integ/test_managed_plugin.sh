@@ -36,6 +36,10 @@ assert_eq "/var/lib/volumed" "$PMOUNT" "propagatedMount is volumed's state dir"
 scenario "docker plugin create, set, enable"
 mkdir -p "$PCFG"
 assert_ok docker plugin create "$PNAME" "$PDIR"
+# The config mount's host directory must exist (runc binds it).
+assert_ok docker plugin set "$PNAME" config.source="$T/missing"
+assert_fails docker plugin enable "$PNAME"
+assert_contains "$OUT" "$T/missing" "enable with a missing config directory names it"
 assert_ok docker plugin set "$PNAME" config.source="$PCFG" VOLUMED_LOG_LEVEL=debug
 assert_ok docker plugin inspect -f '{{json .Settings.Env}}' "$PNAME"
 assert_contains "$OUT" "VOLUMED_LOG_LEVEL=debug" "the setting kept by docker"
