@@ -26,9 +26,12 @@ scenario "the plugin directory from this build"
 assert_ok "$VD_ROOT/scripts/docker-plugin-rootfs.sh" "$VD_BIN" "$PDIR"
 assert_ok test -x "$PDIR/rootfs/usr/bin/volumed"
 assert_ok test -x "$PDIR/rootfs/usr/sbin/mkfs.ext4"
+# (A sanitizer build needs /proc in the chroot.)
+assert_ok mount -t proc proc "$PDIR/rootfs/proc"
 assert_eq "volumed $VERSION" "$(chroot "$PDIR/rootfs" /usr/bin/volumed --version 2>&1)" \
 	"volumed runs inside the rootfs (its libraries and loader are there)"
 assert_ok chroot "$PDIR/rootfs" /usr/sbin/mkfs.ext4 -V
+assert_ok umount "$PDIR/rootfs/proc"
 assert_eq "docker.volumedriver/1.0" "$(jget interface.types.0 <"$PDIR/config.json")" "interface type"
 PMOUNT=$(jget propagatedMount <"$PDIR/config.json")
 assert_eq "/var/lib/volumed" "$PMOUNT" "propagatedMount is volumed's state dir"
@@ -109,5 +112,10 @@ assert_ok docker plugin rm "$PNAME"
 [[ ! -e $D/root/plugins/$PID ]] || fail "docker plugin rm left $D/root/plugins/$PID"
 assert_ok docker plugin ls -q
 assert_eq "" "$OUT" "plugins after rm"
+
+# The plugin's output goes to dockerd's log: a sanitizer build reports there.
+if grep -E 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$D/dockerd.log"; then
+	fail "sanitizer report from the plugin in the dockerd log"
+fi
 
 log "test_managed_plugin: all scenarios passed"
