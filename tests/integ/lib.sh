@@ -10,7 +10,8 @@
 # dockerd (a swarm left and containers killed first, then what is left of
 # its processes, a managed plugin's too), runs the test's test_cleanup when
 # it defines one, stops volumed, unmounts everything under T, detaches loop
-# devices backed by files under T, removes the plugin socket and T. A sanitizer report in the volumed log fails the test there too.
+# devices backed by files under T, removes the plugin socket and T. A
+# sanitizer report in the volumed log fails the test there too.
 #
 # Environment: BUILD (build directory, default build), VD_ITEST_RECORD (a
 # file where the test's directory, socket and pids are noted so the runner
