@@ -47,7 +47,8 @@ REPLAY_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/tests/replay_%,$(FUZZ_SRCS))
 PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(BUILD)/bin/volumed-nfs-fuse \
 	$(BUILD)/bin/volumed-iscsi-fuse
 
-.PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ integ-cluster bench fuzz clean
+.PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ integ-cluster bench fuzz clean \
+	docker-plugin
 all: $(PROGRAMS)
 
 deps:
@@ -154,6 +155,17 @@ integ: $(ISCSI_CLIENT_CHECK)
 run: deps
 	@$(MAKE) --no-print-directory all
 	exec $(BUILD)/bin/volumed
+
+# The managed Docker plugin's directory, $(BUILD)/docker-plugin (config.json,
+# rootfs/ from this build's programs and the host's libraries and tools);
+# CREATE=1 also runs `docker plugin create volumed:VERSION` on the dockerd of
+# DOCKER_HOST (docs/docker-plugin.md).
+VERSION     := $(shell sed -n 's/.*define VD_VERSION "\(.*\)".*/\1/p' volumed/core.h)
+PLUGIN_NAME ?= volumed
+docker-plugin: deps
+	@$(MAKE) --no-print-directory all
+	@scripts/docker-plugin-rootfs.sh $(BUILD) $(BUILD)/docker-plugin
+	$(if $(CREATE),docker plugin create $(PLUGIN_NAME):$(VERSION) $(BUILD)/docker-plugin)
 
 unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)

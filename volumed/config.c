@@ -98,7 +98,8 @@ static const char usage[] =
 	"               [--help] [--version]\n"
 	"\n"
 	"  --config FILE         JSON config file (keys: the options' names with '_'\n"
-	"                        for '-', e.g. state_dir, token_file; and drivers)\n"
+	"                        for '-', e.g. state_dir, token_file; and drivers);\n"
+	"                        \"\" for none\n"
 	"  --state-dir DIR       state directory (default " VD_DEFAULT_STATE_DIR ")\n"
 	"  --docker-socket PATH  Docker plugin socket, \"\" to disable\n"
 	"                        (default " VD_DEFAULT_DOCKER_SOCKET ")\n"
@@ -494,7 +495,7 @@ int vd_config_from_args(struct vd_config *cfg, int argc, char **argv, struct vd_
 	int r = scan_args(argc, argv, &file, err);
 	if (r != 0)
 		return r;
-	if (file && (r = apply_file(cfg, file, err)) < 0)
+	if (file && file[0] && (r = apply_file(cfg, file, err)) < 0)
 		return r;
 	if ((r = apply_env(cfg, err)) < 0)
 		return r;

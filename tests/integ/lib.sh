@@ -7,9 +7,11 @@
 # /run/docker/plugins/volumed-itest-<id>.sock, driver name volumed-itest-<id>.
 #
 # `trap cleanup EXIT` always runs, on success, failure or a signal: it stops
-# dockerd (containers first) and volumed, unmounts everything under T,
-# detaches loop devices backed by files under T, removes the plugin socket
-# and T. A sanitizer report in the volumed log fails the test there too.
+# dockerd (a swarm left and containers killed first, then what is left of
+# its processes, a managed plugin's too), runs the test's test_cleanup when
+# it defines one, stops volumed, unmounts everything under T, detaches loop
+# devices backed by files under T, removes the plugin socket and T. A
+# sanitizer report in the volumed log fails the test there too.
 #
 # Environment: BUILD (build directory, default build), VD_ITEST_RECORD (a
 # file where the test's directory, socket and pids are noted so the runner
@@ -412,9 +414,24 @@ pids_mentioning() {
 	return 0
 }
 
+# pids_rooted_under DIR: processes whose root directory lies below DIR (a
+# managed plugin's process, whose command line names nothing of the test).
+pids_rooted_under() {
+	local p root
+	for p in /proc/[0-9]*; do
+		root=$(readlink "$p/root" 2>/dev/null) || continue
+		[[ $root == "$1"/* ]] && echo "${p#/proc/}"
+	done
+	return 0
+}
+
 dockerd_stop() {
 	[[ -n $D ]] || return 0
 	if [[ -n $DOCKERD_PID ]] && kill -0 "$DOCKERD_PID" 2>/dev/null; then
+		# A swarm's services would restart the containers killed below.
+		if [[ $(timeout 10 "$DOCKER_BIN" info -f '{{.Swarm.LocalNodeState}}' 2>/dev/null) == active ]]; then
+			timeout 20 "$DOCKER_BIN" swarm leave --force >/dev/null 2>&1
+		fi
 		# Kill containers first (SIGKILL): a stop would wait out their timeout.
 		local ids
 		ids=$(timeout 20 "$DOCKER_BIN" ps -aq 2>/dev/null)
@@ -430,7 +447,7 @@ dockerd_stop() {
 	[[ -n $DOCKERD_PID ]] && wait "$DOCKERD_PID" 2>/dev/null
 	DOCKERD_PID=""
 	local p
-	for p in $(pids_mentioning "$D/"); do
+	for p in $(pids_mentioning "$D/") $(pids_rooted_under "$D"); do
 		[[ $p == "$$" || $p == "$BASHPID" ]] && continue
 		kill -KILL "$p" 2>/dev/null
 	done
@@ -477,6 +494,8 @@ cleanup() {
 	# dockerd first, while volumed still answers the Unmounts of the
 	# containers it removes (a dead plugin costs 15 s of retries per call).
 	dockerd_stop
+	# What a test made beyond lib.sh's reach (it defines test_cleanup).
+	declare -F test_cleanup >/dev/null && test_cleanup
 	volumed_stop
 	[[ -n ${VD_EXTRA_PIDS:-} ]] && for p in $VD_EXTRA_PIDS; do
 		kill -KILL "$p" 2>/dev/null

@@ -104,6 +104,28 @@ static void test_precedence(void **state)
 	unlink(path);
 }
 
+/* An empty VOLUMED_CONFIG or --config "" names no file (a managed plugin's
+ * settable variable cannot be absent, only empty); a missing file fails. */
+static void test_empty_config_path(void **state)
+{
+	(void)state;
+	struct vd_config cfg;
+	struct vd_err err = VD_ERR_INIT;
+	setenv("VOLUMED_CONFIG", "", 1);
+	char *argv[] = { "volumed", NULL };
+	assert_int_equal(vd_config_from_args(&cfg, 1, argv, &err), 0);
+	assert_string_equal(cfg.state_dir, VD_DEFAULT_STATE_DIR);
+	vd_config_clear(&cfg);
+	char *argv2[] = { "volumed", "--config", "", NULL };
+	assert_int_equal(vd_config_from_args(&cfg, 3, argv2, &err), 0);
+	vd_config_clear(&cfg);
+	setenv("VOLUMED_CONFIG", "/nonexistent/volumed.json", 1);
+	assert_int_equal(vd_config_from_args(&cfg, 1, argv, &err), -EINVAL);
+	assert_non_null(strstr(vd_err_msg(&err), "/nonexistent/volumed.json"));
+	vd_config_clear(&cfg);
+	unsetenv("VOLUMED_CONFIG");
+}
+
 static void test_bad_flags(void **state)
 {
 	(void)state;
@@ -463,6 +485,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),   cmocka_unit_test(test_json_keys),
 		cmocka_unit_test(test_json_rejects), cmocka_unit_test(test_precedence),
 		cmocka_unit_test(test_bad_flags), cmocka_unit_test(test_log_format),
+		cmocka_unit_test(test_empty_config_path),
 		cmocka_unit_test(test_cluster_defaults), cmocka_unit_test(test_cluster_json),
 		cmocka_unit_test(test_cluster_json_rejects),
 		cmocka_unit_test(test_cluster_env_and_flags),
