@@ -291,6 +291,17 @@ datapath_state() {
 }
 
 ifield() { vn "$1" --json inspect "$2" | jget "$3"; }
+# prom_value NODE SERIES: that series' value in NODE's /metrics ("" when absent).
+prom_value() {
+	curl -s --max-time 10 --unix-socket "$(napi "$1")" http://localhost/metrics |
+		awk -v k="$2" '$1 == k { print $2 }'
+}
+# counted_more NODE SERIES BEFORE: the series is above BEFORE now.
+counted_more() {
+	local v
+	v=$(prom_value "$1" "$2")
+	((${v:-0} > ${3:-0}))
+}
 # key_of NODE NAME: NODE's reservation key (one per node: kept in T/key-NODE).
 key_of() {
 	[[ -s $T/key-$1 ]] || ifield "$1" "$2" status.node_reservation_key >"$T/key-$1"
@@ -689,11 +700,15 @@ sc_graceful() {
 
 	# Held on node-a by that move alone, nothing else using it: a plain
 	# volctl move takes it to node-b.
+	local graceful
+	graceful=$(prom_value ctl 'volumed_moves_total{kind="graceful"}')
 	t0=$(now_ms)
 	run timeout $((LEASE_MS / 1000 + 3)) "$VOLCTL_BIN" --api-socket "$(napi ctl)" move g2 --to node-b
 	dt=$(($(now_ms) - t0))
 	if ((RC == 0)); then
 		metric "move_without_force_ms(iscsi)" "$dt"
+		counted_more ctl 'volumed_moves_total{kind="graceful"}' "$graceful" ||
+			fail "the controller's /metrics did not count the graceful move (still ${graceful:-0})"
 		moved_mount_check node-b g2 "$t0"
 		assert_eq "node-b" "$(attached g2)" "g2's attachments after volctl move --to node-b"
 		assert_eq "from-a $VD_ID" "$(cat "$(idir node-b g2)/mnt/marker" 2>&1)" "the marker on node-b after the move"
@@ -765,12 +780,18 @@ sc_force() {
 	mpa=${OUT##*$'\n'}
 	img=$(img_of f4)
 	writer_start f4 "$mpa/afile" fd
+	local forced
+	forced=$(prom_value ctl 'volumed_moves_total{kind="forced"}')
 	t0=$(now_ms)
 	"$VOLCTL_BIN" --api-socket "$(napi ctl)" move f4 --to node-b --force >"$T/move-f4.out" 2>&1 &
 	local mvpid=$!
 	if wait_until $((LEASE_MS / 1000 + 2)) attached_is f4 node-b; then
 		dt=$(($(now_ms) - t0))
 		metric "forced_move_ms(iscsi, writer with an open file)" "$dt"
+		counted_more ctl 'volumed_moves_total{kind="forced"}' "$forced" ||
+			fail "the controller's /metrics did not count the forced move (still ${forced:-0})"
+		counted_more node-a 'volumed_fences_total{kind="volume"}' 0 ||
+			fail "node-a's /metrics counts no volume fence after its forced release"
 	else
 		bug "volctl move f4 --to node-b --force: f4 still attached to '$(attached f4)' $(($(now_ms) - t0)) ms later while node-a's writer keeps its file open (node-a: '$(grep 'release of volume f4' "$(nlog node-a)" | tail -n 1 | cut -c1-200)')"
 		writer_stop
@@ -918,6 +939,9 @@ sc_crash_iscsi() {
 	ka=$(key_of node-a c5)
 	hp=$(cat "$(idir node-a c5)/helper.pid")
 	pid_running "$hp" || fail "no helper running for c5 on node-a (helper.pid $hp)"
+	local crashes storage
+	crashes=$(prom_value ctl 'volumed_moves_total{kind="crash"}')
+	storage=$(prom_value ctl 'volumed_fences_total{kind="storage"}')
 	node_kill9 node-a
 	kill -KILL "$hp"
 	t0=$(now_ms)
@@ -925,6 +949,10 @@ sc_crash_iscsi() {
 	dt=$(($(now_ms) - t0))
 	((RC == 0)) || fail "node-b's mount of c5 after node-a's crash failed in $dt ms: $OUT"
 	metric "crash_move_ms(iscsi, from the SIGKILL)" "$dt"
+	counted_more ctl 'volumed_moves_total{kind="crash"}' "$crashes" ||
+		fail "the controller's /metrics did not count the crash move"
+	counted_more ctl 'volumed_fences_total{kind="storage"}' "$storage" ||
+		fail "the controller's /metrics did not count the storage fence"
 	((dt <= LEASE_MS + 2000)) || fail "node-b got c5 $dt ms after node-a's SIGKILL (lease $LEASE_MS ms)"
 	((dt >= LEASE_MS - LEASE_MS / 10 - 300)) || fail "node-b got c5 $dt ms after node-a's SIGKILL: before node-a's lease ran out"
 	mpb=${OUT##*$'\n'}
@@ -1535,6 +1563,9 @@ fi
 if ((nstale > 0)); then
 	bug "iscsi helper: an unmount left the node's persistent reservation at the target (the helper, stopped by a plain unmount, sometimes logs 'event=loop-failed err=103' then 'event=stopping reason=error' and exits 1 without releasing it): the next node's mount fails with 'in use by another node (reservation key ...)' and volctl rm with 'in use by a node (reservation key ...)'. Seen $nloop time(s)$( ((nloop)) && echo ", first: $(head -n 1 <<<"$loopfail" | sed "s|$T/||" | cut -c1-200)")$( ((nstale)) && echo "; effect: $(head -n 1 "$T/pr-stale" | cut -c1-300)")"
 fi
+# node-b counted its self-fences (scenario 9) in its /metrics.
+n=$(prom_value node-b 'volumed_fences_total{kind="self"}')
+[[ ${n:-0} -ge 2 ]] || FAILED+=("node-b's /metrics counts ${n:-no} self-fences (scenario 9 made 2)")
 log "measured:"
 sed 's/^/    /' "$METRICS"
 if [[ -s $BUGS ]]; then
