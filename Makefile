@@ -14,7 +14,7 @@ LDFLAGS += -pthread $(if $(SANITIZE),$(SAN_FLAGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The core library: everything but the two programs' mains and the client.
-CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c
+CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c volumed/progress.c
 CLIENT_ONLY := volumed/volctl.c
 MAIN_SRCS   := volumed/main.c
 CORE_SRCS   := $(filter-out $(CLIENT_ONLY) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
