@@ -3,8 +3,9 @@
  * HTTPS with the bearer token read from --token-file, and prints the answer.
  *
  * On a terminal, a slow call shows a progress line (progress.c, its own
- * thread); otherwise single-threaded. Exit status: 0 success, 1 failure (one line
- * "volctl: <reason>" on stderr), 2 usage error (the reason, then usage). */
+ * thread); otherwise single-threaded. Exit status: 0 success, 1 failure
+ * (one line "volctl: <reason>" on stderr), 2 usage error (the reason, then
+ * usage). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -37,7 +38,7 @@ static int move(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_
 
 /* The one API call of the command; *ret_reply is the server's document. */
 static int call_one(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
-		struct vd_err *err)
+		    struct vd_err *err)
 {
 	switch (cli->cmd) {
 	case VD_CLI_CREATE:
