@@ -14,7 +14,7 @@ LDFLAGS += -pthread $(if $(SANITIZE),$(SAN_FLAGS))
 LDLIBS  += $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 
 # The core library: everything but the two programs' mains and the client.
-CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c
+CLIENT_SRCS := volumed/volctl.c volumed/apiclient.c volumed/progress.c
 CLIENT_ONLY := volumed/volctl.c
 MAIN_SRCS   := volumed/main.c
 CORE_SRCS   := $(filter-out $(CLIENT_ONLY) $(MAIN_SRCS),$(wildcard volumed/*.c)) \
@@ -48,7 +48,7 @@ PROGRAMS := $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(BUILD)/bin/volumed-nfs-fu
 	$(BUILD)/bin/volumed-iscsi-fuse
 
 .PHONY: all deps deps-test deps-fuzz run test unit fuzz-replay integ integ-cluster bench fuzz clean \
-	docker-plugin
+	docker-plugin install uninstall
 all: $(PROGRAMS)
 
 deps:
@@ -195,5 +195,40 @@ fuzz: deps-fuzz
 
 clean:
 	rm -rf build build-san build-fuzz
+
+# ---- make install / make uninstall (docs/install.md): PREFIX (default
+# /usr/local) and DESTDIR. volumed and volctl go to PREFIX/sbin, the FUSE
+# helpers to PREFIX/libexec/volumed (where an installed volumed looks: its
+# ../libexec/volumed/); @SBINDIR@, @LIBEXECDIR@ and @VERSION@ in the unit
+# and man pages are filled in for this PREFIX. Installs what $(BUILD) holds.
+PREFIX         ?= /usr/local
+SBINDIR        := $(PREFIX)/sbin
+LIBEXECDIR     := $(PREFIX)/libexec/volumed
+MANDIR         ?= $(PREFIX)/share/man
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR    ?= $(PREFIX)/share/bash-completion/completions
+VD_VERSION_TEXT := $(shell sed -n 's/^\#define VD_VERSION "\(.*\)"/\1/p' volumed/core.h)
+DIST_SUBST = sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|g' \
+	-e 's|@VERSION@|$(VD_VERSION_TEXT)|g'
+INSTALLED := $(SBINDIR)/volumed $(SBINDIR)/volctl $(LIBEXECDIR)/volumed-nfs-fuse \
+	$(LIBEXECDIR)/volumed-iscsi-fuse $(MANDIR)/man8/volumed.8 $(MANDIR)/man8/volctl.8 \
+	$(MANDIR)/man5/volumed.conf.5 $(SYSTEMDUNITDIR)/volumed.service $(BASHCOMPDIR)/volctl
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0755 $(BUILD)/bin/volumed $(BUILD)/bin/volctl $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(BUILD)/bin/volumed-nfs-fuse $(BUILD)/bin/volumed-iscsi-fuse \
+		$(DESTDIR)$(LIBEXECDIR)/
+	set -e; for f in man8/volumed.8 man8/volctl.8 man5/volumed.conf.5; do \
+		$(DIST_SUBST) dist/man/$${f#*/} >$(DESTDIR)$(MANDIR)/$$f; \
+		chmod 0644 $(DESTDIR)$(MANDIR)/$$f; done
+	$(DIST_SUBST) dist/systemd/volumed.service >$(DESTDIR)$(SYSTEMDUNITDIR)/volumed.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/volumed.service
+	install -m 0644 dist/bash-completion/volctl $(DESTDIR)$(BASHCOMPDIR)/volctl
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR),$(INSTALLED))
+	-rmdir $(DESTDIR)$(LIBEXECDIR) 2>/dev/null
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -456,6 +456,26 @@ int vd_helper_start(const struct vd_helper_run *run, struct vd_err *err)
 	return r;
 }
 
+char *vd_helper_path_for(const char *exe, const char *name)
+{
+	char *dir = strdup(exe), *beside = NULL, *libexec = NULL;
+	if (!dir)
+		return NULL;
+	const char *d = dirname(dir);
+	if (asprintf(&beside, "%s/%s", d, name) < 0)
+		beside = NULL;
+	else if (access(beside, X_OK) < 0 &&
+		 asprintf(&libexec, "%s/../libexec/volumed/%s", d, name) >= 0 &&
+		 access(libexec, X_OK) == 0) {
+		free(beside);
+		beside = libexec;
+		libexec = NULL;
+	}
+	free(libexec);
+	free(dir);
+	return beside;
+}
+
 char *vd_helper_default_path(const char *name)
 {
 	char exe[PATH_MAX], *out = NULL;
@@ -463,7 +483,5 @@ char *vd_helper_default_path(const char *name)
 	if (n <= 0)
 		return asprintf(&out, "/usr/libexec/volumed/%s", name) < 0 ? NULL : out;
 	exe[n] = '\0';
-	if (asprintf(&out, "%s/%s", dirname(exe), name) < 0)
-		return NULL;
-	return out;
+	return vd_helper_path_for(exe, name);
 }

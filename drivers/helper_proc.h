@@ -54,8 +54,15 @@ int vd_helper_foreach(vd_helper_visit_fn fn, void *userdata);
  * probed (stat on a hard mount to a server that is down would hang). */
 int vd_helper_mount_state(const char *mnt, struct vd_err *err);
 
-/* The helper named name beside volumed's own executable (malloc'd), or
- * /usr/libexec/volumed/<name>. NULL when out of memory. */
+/* Where the helper named name is for the volumed executable exe
+ * (malloc'd): beside exe (a build tree), else exe's ../libexec/volumed/
+ * (make install: sbin/volumed, libexec/volumed/<name>), whichever is
+ * executable; neither: the one beside exe, so the error names it. NULL
+ * when out of memory. */
+char *vd_helper_path_for(const char *exe, const char *name);
+
+/* vd_helper_path_for volumed's own executable, or
+ * /usr/libexec/volumed/<name> when /proc/self/exe cannot be read. */
 char *vd_helper_default_path(const char *name);
 
 #endif

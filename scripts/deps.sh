@@ -11,7 +11,7 @@ build_pkgs=(gcc make pkg-config libmicrohttpd-dev libjansson-dev libcurl4-openss
 	libnfs-dev libfuse3-dev fuse3 libiscsi-dev)
 test_pkgs=(libcmocka-dev docker.io busybox-static procps curl python3
 	python3-grpcio python3-grpc-tools
-	nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 openssl)
+	nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils iproute2 openssl man-db groff-base)
 fuzz_pkgs=(clang libclang-rt-14-dev)
 
 want=()

@@ -16,9 +16,9 @@
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 const char vd_cli_usage[] =
-	"Usage: volctl [--api-socket PATH] [--json] COMMAND [ARGS]\n"
+	"Usage: volctl [--api-socket PATH] [--json] [--quiet] COMMAND [ARGS]\n"
 	"       volctl --url https://HOST:PORT --token-file FILE [--ca-file FILE]\n"
-	"              [--json] COMMAND [ARGS]\n"
+	"              [--json] [--quiet] COMMAND [ARGS]\n"
 	"       volctl --help | --version\n"
 	"\n"
 	"Commands:\n"
@@ -47,12 +47,14 @@ const char vd_cli_usage[] =
 	"  --ca-file FILE     CA bundle to verify volumed's certificate, for --url\n"
 	"                     (env VOLCTL_CA_FILE; default: the system's CAs)\n"
 	"  --json             print the server's JSON, for scripts\n"
+	"  --quiet, -q        no progress line (shown on a terminal while create, rm,\n"
+	"                     mount, unmount or move take longer than 0.3 s)\n"
 	"  --help, --version\n"
 	"\n"
 	"Exit status: 0 success, 1 failure, 2 usage error.\n";
 
 #define GLOBAL_OPTS "--api-socket PATH, --url URL, --token-file FILE, --ca-file FILE, " \
-	"--json, --help, --version"
+	"--json, --quiet, --help, --version"
 
 enum { OPT_O = 1, OPT_DRIVER = 2, OPT_ID = 4, OPT_TO = 8, OPT_FORCE = 16 };
 
@@ -111,6 +113,11 @@ static bool is_help(const char *a)
 	return strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0;
 }
 
+static bool is_quiet(const char *a)
+{
+	return strcmp(a, "--quiet") == 0 || strcmp(a, "-q") == 0;
+}
+
 /* The global options that take a value, and where each goes. */
 struct global_value_opt {
 	const char *name;
@@ -126,7 +133,7 @@ static const struct global_value_opt global_value_opts[] = {
 
 static bool is_global_opt(const char *a)
 {
-	if (strcmp(a, "--json") == 0 || strcmp(a, "--version") == 0)
+	if (strcmp(a, "--json") == 0 || strcmp(a, "--version") == 0 || is_quiet(a))
 		return true;
 	for (size_t i = 0; i < ARRAY_SIZE(global_value_opts); i++) {
 		size_t n = strlen(global_value_opts[i].name);
@@ -236,6 +243,10 @@ static int global_opts(int argc, char *const *argv, struct vd_cli *cli, struct v
 		}
 		if (strcmp(a, "--json") == 0) {
 			cli->json = true;
+			continue;
+		}
+		if (is_quiet(a)) {
+			cli->quiet = true;
 			continue;
 		}
 		r = 0;
@@ -361,6 +372,32 @@ int vd_cli_target(const struct vd_cli *cli, const struct vd_cli_env *env,
 				  "token", origin, url);
 	*ret_target = t;
 	return 0;
+}
+
+bool vd_cli_progress_label(const struct vd_cli *cli, char *buf, size_t len)
+{
+	const char *size = json_string_value(json_object_get(cli->opts, "size"));
+	switch (cli->cmd) {
+	case VD_CLI_CREATE:
+		snprintf(buf, len, "creating %s%s%s%s", cli->name, size ? " (" : "",
+			 size ? size : "", size ? ")" : "");
+		return true;
+	case VD_CLI_RM:
+		snprintf(buf, len, "removing %s", cli->name);
+		return true;
+	case VD_CLI_MOUNT:
+		snprintf(buf, len, "mounting %s", cli->name);
+		return true;
+	case VD_CLI_UNMOUNT:
+		snprintf(buf, len, "unmounting %s", cli->name);
+		return true;
+	case VD_CLI_MOVE:
+		snprintf(buf, len, "moving %s to node %s%s", cli->name, cli->to,
+			 cli->force ? ", forced" : " (waits for it to be let go)");
+		return true;
+	default:
+		return false;
+	}
 }
 
 /* ---- output ---- */

@@ -31,6 +31,7 @@ struct vd_cli {
 	const char *token_file;  /* --token-file, or NULL */
 	const char *ca_file;     /* --ca-file, or NULL */
 	bool json;               /* --json: print the server's JSON */
+	bool quiet;              /* --quiet: no progress line on the terminal */
 	const char *name;        /* the volume of create, inspect, rm, mount, unmount */
 	const char *driver;      /* create --driver, or NULL */
 	const char *mount_id;    /* mount/unmount --id, or NULL */
@@ -72,6 +73,11 @@ struct vd_cli_target {
  * be https://HOST:PORT and needs a token file. A usage error is -EINVAL. */
 int vd_cli_target(const struct vd_cli *cli, const struct vd_cli_env *env,
 		  struct vd_cli_target *ret_target, struct vd_err *err);
+
+/* What a slow command is doing, for the progress line: "mounting m1",
+ * "creating big (8Ti)", "moving m1 to node b". false for the quick
+ * commands (ls, inspect, status, nodes), which show none. */
+bool vd_cli_progress_label(const struct vd_cli *cli, char *buf, size_t len);
 
 /* `ls`: a table NAME DRIVER TYPE SIZE REFS MOUNTPOINT of {"volumes": [view...]}.
  * `status`: "key: value" lines of the status document.

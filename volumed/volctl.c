@@ -2,8 +2,10 @@
  * (cli.c), makes one API call (apiclient.c) over the unix socket, or over
  * HTTPS with the bearer token read from --token-file, and prints the answer.
  *
- * Single-threaded. Exit status: 0 success, 1 failure (one line
- * "volctl: <reason>" on stderr), 2 usage error (the reason, then usage). */
+ * On a terminal, a slow call shows a progress line (progress.c, its own
+ * thread); otherwise single-threaded. Exit status: 0 success, 1 failure
+ * (one line "volctl: <reason>" on stderr), 2 usage error (the reason, then
+ * usage). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -15,6 +17,7 @@
 #include "cli.h"
 #include "core.h"
 #include "names.h"
+#include "progress.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -27,9 +30,6 @@ static int move(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_
 	if (r == 0 && (r = vd_name_check(cli->to, err)) < 0)
 		vd_err_prefix(err, "--to");
 	snprintf(path, sizeof(path), "/v1/volumes/%s/move", cli->name);
-	if (r == 0 && isatty(STDERR_FILENO))   /* on a terminal only: scripts stay quiet */
-		fprintf(stderr, "moving %s to node %s%s (waits for it to be let go)...\n",
-			cli->name, cli->to, cli->force ? ", forced" : "");
 	if (r == 0)
 		r = vd_api_request(c, "POST", path, body, ret_reply, err);
 	json_decref(body);
@@ -37,8 +37,8 @@ static int move(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_
 }
 
 /* The one API call of the command; *ret_reply is the server's document. */
-static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
-		struct vd_err *err)
+static int call_one(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
+		    struct vd_err *err)
 {
 	switch (cli->cmd) {
 	case VD_CLI_CREATE:
@@ -62,6 +62,20 @@ static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_
 	default:
 		return vd_err_set(err, -EINVAL, "no API call for this command");
 	}
+}
+
+/* call_one, with the progress line on a terminal while it takes long. */
+static int call(struct vd_api_client *c, const struct vd_cli *cli, json_t **ret_reply,
+		struct vd_err *err)
+{
+	char label[VD_PROGRESS_LABEL_MAX + 1];
+	struct vd_progress *p = NULL;
+	if (vd_progress_wanted(isatty(STDERR_FILENO), cli->quiet, cli->json) &&
+	    vd_cli_progress_label(cli, label, sizeof(label)))
+		p = vd_progress_start(STDERR_FILENO, label);
+	int r = call_one(c, cli, ret_reply, err);
+	vd_progress_stop(p);
+	return r;
 }
 
 /* Prints the answer: JSON for --json and inspect, else the human form. */

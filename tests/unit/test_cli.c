@@ -317,6 +317,55 @@ static void test_format_status(void **state)
 	json_decref(status);
 }
 
+/* --quiet/-q before the command; after it, it is a misplaced global option. */
+static void test_quiet(void **state)
+{
+	(void)state;
+	struct vd_cli cli;
+	assert_int_equal(PARSE(&cli, NULL, "ls"), 0);
+	assert_false(cli.quiet);
+	assert_int_equal(PARSE(&cli, NULL, "--quiet", "mount", "m1"), 0);
+	assert_true(cli.quiet);
+	assert_false(cli.json);
+	assert_int_equal(PARSE(&cli, NULL, "-q", "--json", "rm", "m1"), 0);
+	assert_true(cli.quiet);
+	assert_true(cli.json);
+	PARSE_FAILS("goes before the command", "mount", "m1", "--quiet");
+	PARSE_FAILS("goes before the command", "mount", "m1", "-q");
+}
+
+static void expect_label(const char *want, int argc, char *const *argv)
+{
+	struct vd_cli cli;
+	char label[128] = "untouched";
+	assert_int_equal(vd_cli_parse(argc, argv, &cli, NULL), 0);
+	bool shown = vd_cli_progress_label(&cli, label, sizeof(label));
+	if (want)
+		assert_string_equal(label, want);
+	else
+		assert_false(shown);
+	assert_true(!want || shown);
+	vd_cli_clear(&cli);
+}
+
+#define LABEL(want, ...) expect_label(want, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
+
+static void test_progress_label(void **state)
+{
+	(void)state;
+	LABEL("creating web", "create", "web");
+	LABEL("creating big (8Ti)", "create", "big", "-o", "size=8Ti", "-o", "fstype=ext4");
+	LABEL("removing web", "rm", "web");
+	LABEL("mounting m1", "--json", "mount", "m1", "--id", "a");
+	LABEL("unmounting m1", "unmount", "m1");
+	LABEL("moving m1 to node b (waits for it to be let go)", "move", "m1", "--to", "b");
+	LABEL("moving m1 to node b, forced", "move", "m1", "--to", "b", "--force");
+	LABEL(NULL, "ls");
+	LABEL(NULL, "inspect", "m1");
+	LABEL(NULL, "status");
+	LABEL(NULL, "nodes");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -330,6 +379,8 @@ int main(void)
 		cmocka_unit_test(test_target),
 		cmocka_unit_test(test_format_list),
 		cmocka_unit_test(test_format_status),
+		cmocka_unit_test(test_quiet),
+		cmocka_unit_test(test_progress_label),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
