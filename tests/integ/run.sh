@@ -97,8 +97,11 @@ for t in "${tests[@]}"; do
 	out=$logdir/$name.log
 	: >"$rec"
 	t0=$SECONDS
+	# A test may ask for a longer bound with a line "# itest-timeout: SECONDS".
+	limit=$(sed -n 's/^# itest-timeout: \([0-9][0-9]*\)$/\1/p' "$t" | head -n 1)
+	((${limit:-0} > timeout_s)) || limit=$timeout_s
 	VD_ITEST_RECORD=$rec VD_ITEST_KEEP=$logdir/$name \
-		timeout -k 60 "$timeout_s" bash "$t" >"$out" 2>&1
+		timeout -k 60 "$limit" bash "$t" >"$out" 2>&1
 	rc=$?
 	dt=$((SECONDS - t0))
 	left=$(leftovers "$rec")
@@ -116,7 +119,7 @@ for t in "${tests[@]}"; do
 		[[ ${VD_ITEST_VERBOSE:-} ]] && sed 's/^/      /' "$out"
 	else
 		reason="status $rc"
-		((rc == 124)) && reason="timed out after ${timeout_s}s"
+		((rc == 124)) && reason="timed out after ${limit}s"
 		((rc == 0)) && reason="left things behind"
 		echo "FAIL  $name (${dt}s, $reason)"
 		if [[ ${VD_ITEST_VERBOSE:-} ]]; then

@@ -44,6 +44,7 @@
 # Each scenario runs in a subshell: a failure ends that scenario only; the
 # test fails at the end naming every failed scenario and every bug noted
 # (a `bug` is a wrong behaviour the scenario records and goes on past).
+# itest-timeout: 600
 source "$(dirname "$0")/lib.sh"
 
 LEASE_MS=3000
