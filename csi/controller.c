@@ -104,12 +104,19 @@ static json_t *view_get(struct vd_core *core, const char *name, int *ret_code,
 	return *ret_code < 0 ? NULL : view;
 }
 
+/* Where a volume can be used: a node-local one on this node only, a
+ * network one anywhere (no topology), so that its pods may move. */
+static const char *volume_node(struct vd_core *core, const char *driver)
+{
+	return vd_core_driver_node_local(core, driver) ? vd_core_node_id(core) : NULL;
+}
+
 static Csi__V1__Volume *volume_of_view(struct vd_core *core, const json_t *view)
 {
-	return vd_csi_volume(json_string_value(json_object_get(view, "name")),
-			     json_string_value(json_object_get(view, "driver")),
+	const char *driver = json_string_value(json_object_get(view, "driver"));
+	return vd_csi_volume(json_string_value(json_object_get(view, "name")), driver,
 			     (uint64_t)json_integer_value(json_object_get(view, "capacity_bytes")),
-			     vd_core_node_id(core));
+			     volume_node(core, driver));
 }
 
 /* ---- CreateVolume / DeleteVolume ------------------------------------------ */
@@ -128,11 +135,13 @@ static int create_args_read(struct vd_core *core, const Csi__V1__CreateVolumeReq
 	int block;
 	int code = capabilities_check(rq->volume_capabilities, rq->n_volume_capabilities, &fstype,
 				      &block, err);
-	if (code || (code = capacity_size(rq->capacity_range, &size, err)) ||
-	    (code = topology_check(rq->accessibility_requirements, vd_core_node_id(core), err)))
+	if (code || (code = capacity_size(rq->capacity_range, &size, err)))
 		return code;
 	if ((code = params_to_opts(VD_CSI_KV(rq->parameters), rq->n_parameters, &a->driver,
 				   a->opts, err)) < 0)
+		return code;
+	if (volume_node(core, a->driver) &&
+	    (code = topology_check(rq->accessibility_requirements, vd_core_node_id(core), err)))
 		return code;
 	if (size) {
 		char buf[32];
@@ -364,7 +373,7 @@ static int list_visit(const struct vd_volume_brief *v, void *userdata)
 	Csi__V1__ListVolumesResponse__Entry *e = MSG(Csi__V1__ListVolumesResponse__Entry,
 						     csi__v1__list_volumes_response__entry__descriptor);
 	e->volume = vd_csi_volume(v->name, v->driver, v->capacity_bytes,
-				  vd_core_node_id(p->core));
+				  volume_node(p->core, v->driver));
 	e->status = MSG(Csi__V1__ListVolumesResponse__VolumeStatus,
 			csi__v1__list_volumes_response__volume_status__descriptor);
 	e->status->published_node_ids = attachment_nodes(v->attachments,

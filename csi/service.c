@@ -211,6 +211,8 @@ Csi__V1__Volume *vd_csi_volume(const char *name, const char *driver, uint64_t ca
 	v->n_volume_context = 1;
 	v->volume_context = vd_csi_alloc(sizeof(*v->volume_context));
 	v->volume_context[0] = e;
+	if (!node_id)
+		return v;   /* accessible from every node */
 	v->n_accessible_topology = 1;
 	v->accessible_topology = vd_csi_alloc(sizeof(*v->accessible_topology));
 	v->accessible_topology[0] = vd_csi_topology(node_id);

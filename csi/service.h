@@ -79,7 +79,8 @@ int vd_csi_capability(const Csi__V1__VolumeCapability *cap, enum vd_access *ret_
 /* {VD_CSI_TOPOLOGY_KEY: node_id}, allocated for the reply. */
 Csi__V1__Topology *vd_csi_topology(const char *node_id);
 
-/* The Volume message (allocated for the reply): topology is node_id. */
+/* The Volume message (allocated for the reply): its topology is node_id, or
+ * none (usable on every node) when node_id is NULL. */
 Csi__V1__Volume *vd_csi_volume(const char *name, const char *driver, uint64_t capacity,
 			       const char *node_id);
 

@@ -335,6 +335,13 @@ int vd_core_mount_ex(struct vd_core *core, const char *name, const char *mount_i
 	return vd_node_mount(core->node, name, mount_id, opts, ret_path, err);
 }
 
+int vd_core_driver_node_local(const struct vd_core *core, const char *driver)
+{
+	const struct vd_backend *b = vd_backend_find(core->backends,
+						     driver ? driver : core->default_driver);
+	return b && b->ops->node_local;
+}
+
 const char *vd_core_node_id(const struct vd_core *core)
 {
 	return vd_node_id(core->node);

@@ -81,6 +81,10 @@ int vd_core_publish(struct vd_core *core, const char *name, const char *node_id,
 int vd_core_unpublish(struct vd_core *core, const char *name, const char *node_id,
 		      struct vd_err *err);
 /* This node's id, and whether node_id is a node the controller knows. */
+/* 1 when driver's volumes (NULL: the default driver's) live on the node that
+ * made them and can be used nowhere else; 0 for network drivers, and for a
+ * driver that does not exist. */
+int vd_core_driver_node_local(const struct vd_core *core, const char *driver);
 const char *vd_core_node_id(const struct vd_core *core);
 int vd_core_node_known(const struct vd_core *core, const char *node_id);
 

@@ -122,9 +122,6 @@ static int run(const struct vd_config *cfg)
 		.token = cfg->token,                     /* NULL without token_file */
 		.ca_file = cfg->ca_file[0] ? cfg->ca_file : NULL,   /* NULL: system CAs */
 		.lease_ms = cfg->lease_ms,
-		/* NOTE(cluster): the core reads 0 as its default (30000), so
-		 * move_wait_ms 0 ("do not wait"), which config accepts, does
-		 * not reach it as 0 yet. */
 		.move_wait_ms = cfg->move_wait_ms,
 	};
 	double t0 = vd_now_ms();

@@ -761,8 +761,11 @@ int vd_node_fence_single(struct vd_node *node, struct vd_err *err)
 	json_array_foreach(records, i, v) {
 		const char *name = vd_doc_str(v, "volume");
 		const char *access = json_string_value(json_object_get(v, "access"));
+		const struct vd_backend *b = NULL;
+		/* a node-local volume is this node's alone: nobody to fence it from */
 		if ((access && strcmp(access, "single") != 0) ||
-		    json_is_true(json_object_get(v, "fenced")))
+		    json_is_true(json_object_get(v, "fenced")) ||
+		    record_backend(node, v, &b, NULL) < 0 || b->ops->node_local)
 			continue;
 		struct vd_lock *lock = vd_docset_lock(node->records, name);
 		json_t *current = vd_docset_get(node->records, name);

@@ -26,6 +26,7 @@
 
 #include "store.h"
 #include "json_util.h"
+#include "log.h"
 
 #define STRIPES 64
 #define DOC_MAX (1024 * 1024)
@@ -567,8 +568,12 @@ int vd_store_foreach(struct vd_store *store, vd_store_visit_fn fn, void *userdat
 	}
 	closedir(d);
 	free(b.data);
-	if (r == 0 && skipped)
+	if (r == 0 && skipped) {
 		vd_err_set(err, 0, "store directory %s: skipped %u unreadable document(s); "
 			   "first: %s", store->dir, skipped, vd_err_msg(&first));
+		vd_log(VD_LOG_ERROR, "store directory %s: skipped %u unreadable document(s) (left "
+		       "as they are: repair or remove them); first: %s", store->dir, skipped,
+		       vd_err_msg(&first));
+	}
 	return r;
 }

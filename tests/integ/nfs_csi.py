@@ -52,7 +52,9 @@ def sc_lifecycle(c, args):
     eq(vol, v.volume_id, "volume_id")
     v2 = c.create(vol, 0, cap, PARAMS, what="CreateVolume again (idempotent)")
     eq(vol, v2.volume_id, "volume_id of the repeated CreateVolume")
-    ok("CreateVolume nfs/main, twice")
+    # A network volume is usable on every node: no topology pins its pods.
+    eq([], [dict(t.segments) for t in v.accessible_topology], "accessible_topology of an nfs volume")
+    ok("CreateVolume nfs/main, twice; no accessible_topology (any node)")
     check(os.path.isdir(server_path(args, vol)),
           f"no directory {server_path(args, vol)} on the server after CreateVolume")
     ok(f"the volume's directory exists on the server: {server_path(args, vol)}")
