@@ -124,7 +124,7 @@ static void lease_renew(const char *lease_file, double sent_ms, int lease_ms)
 int vd_agent_first_contact(struct vd_agent_link link, const char *node_id, int lease_ms,
 			   const char *lease_file, json_t **ret_requests, struct vd_err *err)
 {
-	json_t *report = json_pack("{s:[], s:[]}", "refused", "done");
+	json_t *report = json_pack("{s:[], s:[], s:i}", "refused", "done", "lease_ms", lease_ms);
 	double sent = vd_now_ms();
 	int r = report ? link.heartbeat(link.link, node_id, report, ret_requests, err)
 		       : vd_err_set(err, -ENOMEM, "out of memory");
@@ -140,8 +140,8 @@ static void beat(struct vd_agent *a)
 	struct vd_err err = VD_ERR_INIT;
 	size_t i;
 	pthread_mutex_lock(&a->lock);
-	json_t *report = json_pack("{s:o, s:o}", "refused", json_copy(a->refused), "done",
-				   json_copy(a->done));
+	json_t *report = json_pack("{s:o, s:o, s:i}", "refused", json_copy(a->refused), "done",
+				   json_copy(a->done), "lease_ms", a->lease_ms);
 	pthread_mutex_unlock(&a->lock);
 	double asked = vd_now_ms();
 	int r = a->link.heartbeat(a->link.link, vd_node_id(a->node), report, &requests, &err);

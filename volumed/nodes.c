@@ -164,6 +164,14 @@ int vd_nodes_heartbeat(struct vd_nodes *nodes, const char *node_id, const json_t
 	int r = vd_name_check(node_id, err);
 	if (r < 0)
 		return vd_err_prefix(err, "node id");
+	/* A node that would fence itself later than this controller counts it
+	 * dead could still write to a volume moved away: refused, loudly. */
+	json_int_t its = json_integer_value(json_object_get(report, "lease_ms"));
+	if (its > nodes->lease_ms)
+		return vd_err_set(err, -EINVAL, "node %s has lease_ms %lld, longer than the "
+				  "controller's %d: it could still write after the controller "
+				  "moved its volumes; give every node the same lease_ms", node_id,
+				  (long long)its, nodes->lease_ms);
 	pthread_mutex_lock(&nodes->lock);
 	struct entry *e = find(nodes, node_id);
 	if (!e)

@@ -29,8 +29,9 @@ void vd_nodes_free(struct vd_nodes *nodes);
 int vd_nodes_lease_ms(const struct vd_nodes *nodes);
 
 /* A heartbeat of node_id (registering it the first time). report is what
- * the node says: {"refused": [{"volume","reason"}], "done": [{"volume"}]}
- * (may be NULL). ret_requests (may be NULL) gets the requests pending for
+ * the node says: {"refused": [{"volume","reason"}], "done": [{"volume"}],
+ * "lease_ms"} (may be NULL); a node whose lease_ms is longer than the
+ * controller's is refused (-EINVAL, nothing recorded). ret_requests (may be NULL) gets the requests pending for
  * the node, handed over once: [{"op": "release"|"mount", "volume",
  * "force"}]. */
 int vd_nodes_heartbeat(struct vd_nodes *nodes, const char *node_id, const json_t *report,

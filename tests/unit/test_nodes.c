@@ -107,6 +107,16 @@ static void test_requests(void **state)
 	struct vd_err err = VD_ERR_INIT;
 	assert_int_equal(vd_nodes_heartbeat(n, "../x", NULL, NULL, &err), -EINVAL);
 	assert_non_null(strstr(err.msg, "node id"));
+
+	/* a node that would fence itself after the controller's lease */
+	json_t *longer = json_pack("{s:i}", "lease_ms", LEASE_MS + 1);
+	vd_err_clear(&err);
+	assert_int_equal(vd_nodes_heartbeat(n, "late", longer, NULL, &err), -EINVAL);
+	assert_non_null(strstr(err.msg, "give every node the same lease_ms"));
+	assert_int_equal(vd_nodes_state(n, "late"), VD_NODE_DEAD);   /* not registered */
+	json_decref(longer);
+	beat(n, "late", "{\"lease_ms\": 1}", NULL);   /* shorter: fences earlier, fine */
+	assert_int_equal(vd_nodes_state(n, "late"), VD_NODE_ALIVE);
 	vd_nodes_free(n);
 	vd_test_rmtree(dir);
 }
