@@ -3,10 +3,12 @@
 # and volumed set up by the integration harness, in a temporary directory.
 #
 #   (a) docker volume create + docker volume rm through volumed and through
-#       Docker's built-in local driver, interleaved, median of N each;
+#       Docker's built-in local driver, interleaved, median of N each; and a
+#       container's start and exit with such a volume (docker run --rm -v);
 #   (b) round trips on the plugin socket (bench/plugin_rtt.c, one keep-alive
 #       connection): Get, List with V volumes, Create;
-#   (c) volumed's resident memory (VmRSS) idle and with V volumes;
+#   (c) volumed's resident memory (VmRSS) idle and with V volumes, and a
+#       Prometheus scrape of GET /metrics with them;
 #   (d) CSI round trips on one gRPC channel (bench/csi_bench.py): CreateVolume,
 #       NodePublishVolume, ListVolumes with the V volumes, a full lifecycle;
 #   (e) the NFS data path (bench/nfs_bench.c) against a private nfs-ganesha:
@@ -118,6 +120,27 @@ done
 a_vd=$(median <"$T/a.volumed")
 a_local=$(median <"$T/a.local")
 log "median us: volumed $a_vd, local $a_local"
+
+# A container's start and exit with a volume: what a task waits for.
+image_import
+docker volume create -d "$DRV" runv >/dev/null && docker volume create -d local runl >/dev/null ||
+	fail "cannot create the docker run volumes"
+: >"$T/a.run.volumed"
+: >"$T/a.run.local"
+for ((i = 0; i <= N; i++)); do   # round 0 warms up
+	for v in runv runl; do
+		t0=$(now_ns)
+		drun --rm -v "$v:/data" "$IMAGE" true || fail "docker run with $v"
+		t1=$(now_ns)
+		((i == 0)) && continue
+		if [[ $v == runl ]]; then f=$T/a.run.local; else f=$T/a.run.volumed; fi
+		echo $(((t1 - t0) / 1000)) >>"$f"
+	done
+done
+a_run_vd=$(median <"$T/a.run.volumed")
+a_run_local=$(median <"$T/a.run.local")
+log "docker run --rm -v VOL:/data true, median us: volumed $a_run_vd, local $a_run_local"
+docker volume rm runv runl >/dev/null || fail "cannot remove the docker run volumes"
 dockerd_stop
 
 scenario "(b) plugin socket round trips, (c) memory with $VOLS volumes"
@@ -133,6 +156,16 @@ log "$b_list"
 sleep 1
 rss_full=$(rss_kib)
 log "VmRSS idle $rss_idle KiB, with $VOLS volumes $rss_full KiB"
+# A Prometheus scrape of /metrics, with the gauges over all those volumes.
+: >"$T/c.metrics"
+for ((i = 0; i < 20; i++)); do
+	t0=$(now_ns)
+	curl -sf --unix-socket "$VD_API" -o /dev/null http://localhost/metrics || fail "GET /metrics"
+	t1=$(now_ns)
+	echo $(((t1 - t0) / 1000)) >>"$T/c.metrics"
+done
+c_metrics=$(median <"$T/c.metrics")
+log "GET /metrics with $VOLS volumes, median us: $c_metrics"
 
 scenario "(d) CSI round trips, one gRPC channel"
 # csi_bench OP N: one line like plugin_rtt's.
@@ -476,6 +509,8 @@ table() {
 	printf "$fmt" "figure" "median" "p99" "docker local" "ratio"
 	printf "$fmt" "docker volume create + rm (N=$N)" "$(ms "$a_vd")" "-" "$(ms "$a_local")" \
 		"$(awk -v a="$a_vd" -v b="$a_local" 'BEGIN { printf "%.2f", a / b }')"
+	printf "$fmt" "docker run --rm -v VOL:/data true (N=$N)" "$(ms "$a_run_vd")" "-" \
+		"$(ms "$a_run_local")" "$(awk -v a="$a_run_vd" -v b="$a_run_local" 'BEGIN { printf "%.2f", a / b }')"
 	printf "$fmt" "plugin Get round trip" \
 		"$(us "$(field median_us "$b_get")")" "$(us "$(field p99_us "$b_get")")" "-" "-"
 	printf "$fmt" "plugin List, $VOLS volumes" \
@@ -484,6 +519,7 @@ table() {
 		"$(ms "$(field median_us "$b_create")")" "$(ms "$(field p99_us "$b_create")")" "-" "-"
 	printf "$fmt" "volumed RSS, idle" "$(mib "$rss_idle")" "-" "-" "-"
 	printf "$fmt" "volumed RSS, $VOLS volumes" "$(mib "$rss_full")" "-" "-" "-"
+	printf "$fmt" "GET /metrics, $VOLS volumes (curl)" "$(ms "$c_metrics")" "-" "-" "-"
 	printf "$fmt" "CSI Probe round trip (client + transport)" \
 		"$(us "$(field median_us "$d_probe")")" "$(us "$(field p99_us "$d_probe")")" "-" "-"
 	printf "$fmt" "CSI CreateVolume (directory volume)" \

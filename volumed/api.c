@@ -316,10 +316,11 @@ static int route_documents(struct call *c, struct vd_err *err)
 static int route_heartbeat(struct call *c, struct vd_err *err)
 {
 	static const struct field fields[] = { { "refused", JSON_ARRAY, false },
-					       { "done", JSON_ARRAY, false } };
+					       { "done", JSON_ARRAY, false },
+					       { "lease_ms", JSON_INTEGER, false } };
 	json_t *reply;
 	int r = c->body ? fields_check(c->body, fields, ARRAY_SIZE(fields), "refused (array), "
-				       "done (array)", err) : 0;
+				       "done (array), lease_ms (integer)", err) : 0;
 	if (r == 0)
 		r = vd_core_heartbeat(c->core, c->name, c->body, &reply, err);
 	return r < 0 ? r : reply_new(c, reply, 200);
