@@ -158,14 +158,19 @@ run: deps
 
 # The managed Docker plugin's directory, $(BUILD)/docker-plugin (config.json,
 # rootfs/ from this build's programs and the host's libraries and tools);
-# CREATE=1 also runs `docker plugin create volumed:VERSION` on the dockerd of
-# DOCKER_HOST (docs/docker-plugin.md).
+# then `docker plugin create volumed:VERSION` on the dockerd of DOCKER_HOST
+# when one answers (CREATE=0: the directory only; docs/docker-plugin.md).
 VERSION     := $(shell sed -n 's/.*define VD_VERSION "\(.*\)".*/\1/p' volumed/core.h)
 PLUGIN_NAME ?= volumed
 docker-plugin: deps
 	@$(MAKE) --no-print-directory all
 	@scripts/docker-plugin-rootfs.sh $(BUILD) $(BUILD)/docker-plugin
-	$(if $(CREATE),docker plugin create $(PLUGIN_NAME):$(VERSION) $(BUILD)/docker-plugin)
+	@if [ "$(CREATE)" = 0 ]; then echo "plugin directory: $(BUILD)/docker-plugin"; \
+	elif docker info >/dev/null 2>&1; then \
+		echo "docker plugin create $(PLUGIN_NAME):$(VERSION) $(BUILD)/docker-plugin"; \
+		docker plugin create $(PLUGIN_NAME):$(VERSION) $(BUILD)/docker-plugin; \
+	else echo "no dockerd answers (DOCKER_HOST); later: docker plugin create" \
+		"$(PLUGIN_NAME):$(VERSION) $(BUILD)/docker-plugin"; fi
 
 unit: $(UNIT_BINS)
 	@tests/unit/run.sh $(UNIT_BINS)

@@ -80,6 +80,20 @@ median() {
 		print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
+# timed_us FILE CMD...: runs CMD (its output dropped), appends its time in
+# microseconds to FILE; fails the bench when CMD fails.
+timed_us() {
+	local f=$1 t0 t1
+	shift
+	t0=$(now_ns)
+	"$@" >/dev/null || fail "$* failed"
+	t1=$(now_ns)
+	echo $(((t1 - t0) / 1000)) >>"$f"
+}
+
+# create_rm DRIVER NAME: docker volume create then rm.
+create_rm() { docker volume create -d "$1" "$2" && docker volume rm "$2"; }
+
 rss_kib() {
 	awk '/^VmRSS:/ { print $2 }' "/proc/$VD_PID/status"
 }
@@ -108,14 +122,8 @@ docker volume create -d "$DRV" warm >/dev/null && docker volume rm warm >/dev/nu
 docker volume create -d local warm >/dev/null && docker volume rm warm >/dev/null ||
 	fail "docker volume create/rm through local failed"
 for ((i = 1; i <= N; i++)); do
-	for drv in "$DRV" local; do
-		t0=$(now_ns)
-		docker volume create -d "$drv" "bench$i" >/dev/null || fail "docker volume create -d $drv bench$i"
-		docker volume rm "bench$i" >/dev/null || fail "docker volume rm bench$i ($drv)"
-		t1=$(now_ns)
-		if [[ $drv == local ]]; then f=$T/a.local; else f=$T/a.volumed; fi
-		echo $(((t1 - t0) / 1000)) >>"$f"
-	done
+	timed_us "$T/a.volumed" create_rm "$DRV" "bench$i"
+	timed_us "$T/a.local" create_rm local "bench$i"
 done
 a_vd=$(median <"$T/a.volumed")
 a_local=$(median <"$T/a.local")
@@ -127,15 +135,11 @@ docker volume create -d "$DRV" runv >/dev/null && docker volume create -d local 
 	fail "cannot create the docker run volumes"
 : >"$T/a.run.volumed"
 : >"$T/a.run.local"
-for ((i = 0; i <= N; i++)); do   # round 0 warms up
-	for v in runv runl; do
-		t0=$(now_ns)
-		drun --rm -v "$v:/data" "$IMAGE" true || fail "docker run with $v"
-		t1=$(now_ns)
-		((i == 0)) && continue
-		if [[ $v == runl ]]; then f=$T/a.run.local; else f=$T/a.run.volumed; fi
-		echo $(((t1 - t0) / 1000)) >>"$f"
-	done
+drun --rm -v runv:/data "$IMAGE" true && drun --rm -v runl:/data "$IMAGE" true ||
+	fail "docker run with a volume (warm-up)"
+for ((i = 1; i <= N; i++)); do
+	timed_us "$T/a.run.volumed" drun --rm -v runv:/data "$IMAGE" true
+	timed_us "$T/a.run.local" drun --rm -v runl:/data "$IMAGE" true
 done
 a_run_vd=$(median <"$T/a.run.volumed")
 a_run_local=$(median <"$T/a.run.local")
@@ -159,10 +163,7 @@ log "VmRSS idle $rss_idle KiB, with $VOLS volumes $rss_full KiB"
 # A Prometheus scrape of /metrics, with the gauges over all those volumes.
 : >"$T/c.metrics"
 for ((i = 0; i < 20; i++)); do
-	t0=$(now_ns)
-	curl -sf --unix-socket "$VD_API" -o /dev/null http://localhost/metrics || fail "GET /metrics"
-	t1=$(now_ns)
-	echo $(((t1 - t0) / 1000)) >>"$T/c.metrics"
+	timed_us "$T/c.metrics" curl -sf --unix-socket "$VD_API" http://localhost/metrics
 done
 c_metrics=$(median <"$T/c.metrics")
 log "GET /metrics with $VOLS volumes, median us: $c_metrics"
