@@ -84,6 +84,28 @@ scenario() {
 	log "=== $*"
 }
 
+# sc TITLE FUNC [ARGS...]: one independent scenario, in a subshell: a
+# failure ends that scenario only and is added to FAILED; then the test's
+# sc_repair, if it has one, brings back what the scenario broke (it sees
+# the title as $t).
+sc() {
+	local t=$1 t0=$SECONDS
+	shift
+	scenario "$t"
+	("$@")
+	if (($? != 0)); then
+		FAILED+=("$t")
+		log "FAILED: $t (going on with the next scenario)"
+	else
+		log "  scenario took $((SECONDS - t0)) s"
+	fi
+	CUR_SCENARIO="between scenarios"
+	if declare -F sc_repair >/dev/null; then
+		sc_repair
+	fi
+	return 0
+}
+
 dump_logs() {
 	if [[ -s $VD_LOG ]]; then
 		echo "--- last lines of the volumed log ($VD_LOG):" >&2

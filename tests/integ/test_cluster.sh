@@ -441,20 +441,9 @@ ensure_cluster() {
 	done
 }
 
-# sc TITLE FUNC: one scenario, in a subshell.
-sc() {
-	local t=$1 t0=$SECONDS
-	shift
-	scenario "$t"
-	("$@")
-	local rc=$?
-	if ((rc != 0)); then
-		FAILED+=("$t")
-		log "FAILED: $t (going on with the next scenario)"
-	else
-		log "  scenario took $((SECONDS - t0)) s"
-	fi
-	CUR_SCENARIO="between scenarios"
+# sc_repair (after each scenario, lib.sh's sc): stray writers killed, every
+# node, the proxy running and not frozen.
+sc_repair() {
 	local p
 	if [[ -s $T/writers.pids ]]; then
 		for p in $(cat "$T/writers.pids"); do

@@ -265,26 +265,15 @@ iscsi_cleanup() {
 	return 0
 }
 
-# sc TITLE FUNC [ARGS...]: one independent scenario, in a subshell.
-sc() {
-	local t=$1 t0=$SECONDS
-	shift
-	scenario "$t"
-	("$@")
-	local rc=$?
-	if ((rc != 0)); then
-		FAILED+=("$t")
-		log "FAILED: $t (going on with the next scenario)"
-	else
-		log "  scenario took $((SECONDS - t0)) s"
-	fi
+# sc_repair (after each scenario, lib.sh's sc): tgtd running again, node B
+# stopped.
+sc_repair() {
 	iscsi_pid_sync
 	if ! iscsi_alive; then
 		log "tgtd is down after [$t]: restarting it"
 		tgtd_restart
 	fi
 	[[ -s $B_PIDFILE ]] && nodeb_stop
-	CUR_SCENARIO="between scenarios"
 }
 
 # ---------------------------------------------------------------- setup

@@ -25,17 +25,9 @@ source "$(dirname "$0")/lib.sh"
 FAILED=()
 TIMEOUT_MS=5000
 
-# sc TITLE FUNC [ARGS...]: one independent scenario, in a subshell.
-sc() {
-	local t=$1
-	shift
-	scenario "$t"
-	("$@")
-	local rc=$?
-	if ((rc != 0)); then
-		FAILED+=("$t")
-		log "FAILED: $t (going on with the next scenario)"
-	fi
+# sc_repair (after each scenario, lib.sh's sc): a stopped or frozen NFS
+# server brought back.
+sc_repair() {
 	# A scenario that failed with the server stopped or frozen: bring it back.
 	NFS_PID=$(nfs_server_pid)
 	[[ -n $NFS_PID ]] && kill -CONT "$NFS_PID" 2>/dev/null
@@ -43,7 +35,6 @@ sc() {
 		log "the NFS server is down after [$t]: restarting it"
 		nfs_server_restart
 	fi
-	CUR_SCENARIO="between scenarios"
 }
 
 # ---------------------------------------------------------------- helpers
