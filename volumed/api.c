@@ -63,7 +63,8 @@ struct field {
 static const char *want_type_name(json_type type)
 {
 	return type == JSON_OBJECT ? "an object" : type == JSON_TRUE ? "a boolean"
-		: type == JSON_ARRAY ? "an array" : "a string";
+		: type == JSON_ARRAY ? "an array" : type == JSON_INTEGER ? "an integer"
+		: "a string";
 }
 
 /* JSON_TRUE in a schema stands for either boolean. */

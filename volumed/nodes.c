@@ -158,6 +158,28 @@ static void take_report(struct entry *e, const json_t *report)
 	}
 }
 
+/* Each entry of the report's list key: {"volume": NAME} (and for
+ * refusals an optional string "reason"); anything else is refused. */
+static int report_list_check(const json_t *report, const char *key, struct vd_err *err)
+{
+	size_t i;
+	json_t *v;
+	const json_t *list = json_object_get(report, key);
+	if (list && !json_is_array(list))
+		return vd_err_set(err, -EINVAL, "heartbeat: '%s' must be an array", key);
+	json_array_foreach(list, i, v) {
+		const char *vol = json_string_value(json_object_get(v, "volume"));
+		const json_t *why = json_object_get(v, "reason");
+		if (!json_is_object(v) || !vol || (why && !json_is_string(why)))
+			return vd_err_set(err, -EINVAL, "heartbeat: %s[%zu] must be {\"volume\": "
+					  "NAME%s}", key, i, strcmp(key, "refused") == 0
+					  ? ", \"reason\": TEXT" : "");
+		if (vd_name_check(vol, err) < 0)
+			return vd_err_prefix(err, "heartbeat: %s[%zu]", key, i);
+	}
+	return 0;
+}
+
 int vd_nodes_heartbeat(struct vd_nodes *nodes, const char *node_id, const json_t *report,
 		       json_t **ret_requests, struct vd_err *err)
 {
@@ -166,7 +188,14 @@ int vd_nodes_heartbeat(struct vd_nodes *nodes, const char *node_id, const json_t
 		return vd_err_prefix(err, "node id");
 	/* A node that would fence itself later than this controller counts it
 	 * dead could still write to a volume moved away: refused, loudly. */
-	json_int_t its = json_integer_value(json_object_get(report, "lease_ms"));
+	const json_t *given = json_object_get(report, "lease_ms");
+	json_int_t its = json_integer_value(given);
+	if (given && (!json_is_integer(given) || its < 1))
+		return vd_err_set(err, -EINVAL, "node %s: lease_ms must be a whole number of "
+				  "milliseconds, 1 or more", node_id);
+	if ((r = report_list_check(report, "refused", err)) < 0 ||
+	    (r = report_list_check(report, "done", err)) < 0)
+		return r;
 	if (its > nodes->lease_ms)
 		return vd_err_set(err, -EINVAL, "node %s has lease_ms %lld, longer than the "
 				  "controller's %d: it could still write after the controller "

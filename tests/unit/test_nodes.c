@@ -115,6 +115,23 @@ static void test_requests(void **state)
 	assert_non_null(strstr(err.msg, "give every node the same lease_ms"));
 	assert_int_equal(vd_nodes_state(n, "late"), VD_NODE_DEAD);   /* not registered */
 	json_decref(longer);
+	static const struct { const char *report, *why; } bad[] = {
+		{ "{\"lease_ms\": -5}", "1 or more" },
+		{ "{\"refused\": [{\"volume\": 5}]}", "refused[0] must be" },
+		{ "{\"done\": [1]}", "done[0] must be" },
+		{ "{\"done\": {}}", "'done' must be an array" },
+		{ "{\"refused\": [{\"volume\": \"v\", \"reason\": 7}]}", "refused[0] must be" },
+		{ "{\"refused\": [{\"volume\": \"../x\"}]}", "refused[0]" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		json_t *r = json_loads(bad[i].report, 0, NULL);
+		vd_err_clear(&err);
+		assert_int_equal(vd_nodes_heartbeat(n, "late", r, NULL, &err), -EINVAL);
+		if (!strstr(err.msg, bad[i].why))
+			fail_msg("%s: '%s' lacks '%s'", bad[i].report, err.msg, bad[i].why);
+		json_decref(r);
+	}
+	assert_int_equal(vd_nodes_state(n, "late"), VD_NODE_DEAD);   /* nothing recorded */
 	beat(n, "late", "{\"lease_ms\": 1}", NULL);   /* shorter: fences earlier, fine */
 	assert_int_equal(vd_nodes_state(n, "late"), VD_NODE_ALIVE);
 	vd_nodes_free(n);
