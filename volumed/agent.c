@@ -25,6 +25,8 @@ struct vd_agent {
 	json_t *refused;          /* [{"volume","reason"}] for the next heartbeat; lock */
 	json_t *done;             /* [{"volume"}] carried out, for the next heartbeat; lock */
 	_Atomic double last_ok_ms;   /* read by vd_agent_contact_age_ms */
+	double lease_from_ms;        /* when the last answered heartbeat was sent: the
+	                                lease (and the lease file) counts from there */
 	int fenced, failing;
 };
 
@@ -150,16 +152,21 @@ static void beat(struct vd_agent *a)
 		if (!a->failing)
 			vd_log(VD_LOG_WARN, "agent: heartbeat failed: %s", vd_err_msg(&err));
 		a->failing = 1;
-		if (a->link.remote && !a->fenced && now - a->last_ok_ms > a->lease_ms)
-			self_fence(a, now - a->last_ok_ms);
+		if (a->link.remote && !a->fenced && now - a->lease_from_ms > a->lease_ms)
+			self_fence(a, now - a->lease_from_ms);
 		json_decref(report);
 		return;
 	}
+	/* Answered, but only after the lease had run out: the helpers may have
+	 * stopped by themselves meanwhile; fenced, the volumes restage on use. */
+	if (a->link.remote && !a->fenced && now - a->lease_from_ms > a->lease_ms)
+		self_fence(a, now - a->lease_from_ms);
 	if (a->failing)
 		vd_log(VD_LOG_INFO, "agent: in contact with the controller again%s",
 		       a->fenced ? "; fenced volumes are attached again when next used" : "");
 	a->failing = a->fenced = 0;
 	a->last_ok_ms = now;
+	a->lease_from_ms = asked;
 	lease_renew(a->lease_file, asked, a->lease_ms);
 	size_t sent = json_array_size(json_object_get(report, "refused"));
 	size_t sent_done = json_array_size(json_object_get(report, "done"));
@@ -218,7 +225,7 @@ int vd_agent_start(struct vd_node *node, struct vd_agent_link link, int lease_ms
 	a->node = node;
 	a->link = link;
 	a->lease_ms = lease_ms;
-	a->last_ok_ms = vd_now_ms();
+	a->last_ok_ms = a->lease_from_ms = vd_now_ms();
 	pthread_mutex_init(&a->lock, NULL);
 	pthread_condattr_t attr;
 	pthread_condattr_init(&attr);
