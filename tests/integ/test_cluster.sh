@@ -36,6 +36,16 @@
 #      its lease, A takes the volume, B reconnects and cannot take it back
 #  10. a local volume used (or removed) on another node: refused naming
 #      its home
+#  11. docker on two nodes: a dockerd per node (each on its own plugin
+#      name); a task's volume written on node-a is read by node-b's
+#      container, refused while node-a's container still writes
+#  12. partition by network namespace: node-n runs in its own network
+#      namespace, reaching the controller only through its loopback (a
+#      proxy to a unix socket bridged to the host's); its link taken down,
+#      it self-fences within its lease (its local volume stays writable),
+#      the controller counts it dead; the link back, it reconnects
+#
+# VD_CLUSTER_ONLY="4 12" runs only those scenarios.
 #
 # A node's reservation that an unmount left behind (an iscsi helper that
 # did not release it) is noted, freed by a mount and unmount there, and
@@ -151,11 +161,14 @@ node_start() {
 	else
 		local port=$CTL_PORT
 		[[ $id == node-b ]] && port=$PROXY_PORT
+		[[ $id == node-n ]] && port=$NETNS_PORT
 		args+=(--controller-url "https://127.0.0.1:$port" --ca-file "$PKI/ca.pem")
 	fi
-	local sv_api=$VD_API sv_log=$VD_LOG sv_pid=$VD_PID
+	local sv_api=$VD_API sv_log=$VD_LOG sv_pid=$VD_PID sv_bin=$VOLUMED_BIN
 	VD_API=$d/api.sock VD_LOG=$d/volumed.log
+	[[ $id == node-n ]] && VOLUMED_BIN=$T/volumed-in-netns   # node-n: in its own namespace
 	volumed_exec "${args[@]}" "$@"
+	VOLUMED_BIN=$sv_bin
 	disown "$VD_PID" 2>/dev/null   # killed on purpose: no "Killed" notices
 	echo "$VD_PID" >"$d/pid"
 	log "  $id: volumed pid $VD_PID"
@@ -466,10 +479,11 @@ cluster_exit() {
 		D=$T/d-$id DOCKERD_PID=$(cat "$D/dockerd.pid") DOCKER_HOST=unix://$D/sock dockerd_stop
 	done
 	D=""
-	for id in node-c node-b node-a ctl; do node_stop "$id"; done
+	for id in node-n node-c node-b node-a ctl; do node_stop "$id"; done
 	rm -f "$(nsock node-a)" "$(nsock node-b)"
 	proxy_kill
-	for id in ctl node-a node-b node-c; do
+	netns_cleanup
+	for id in ctl node-a node-b node-c node-n; do
 		[[ -s $(nlog "$id") ]] || continue
 		if grep -qE 'ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:' "$(nlog "$id")"; then
 			echo "FAIL: sanitizer report in $id's log:" >&2
@@ -1526,20 +1540,98 @@ sc_docker() {
 	assert_eq "" "$(vctl --json ls | vol_names | grep -x dv11)" "dv11 after docker volume rm"
 }
 
+# ---------------------------------------------------------------- 12. partition by network namespace
+
+# node-n runs in its own network namespace, NETNS: its only way to the
+# controller is its own loopback, where a proxy forwards to a unix socket
+# that a proxy in the host's namespace forwards to the controller. Taking
+# the namespace's link down cuts node-n off and nothing else.
+NETNS=vd-${VD_ID,,}-n
+NETNS_PORT=$CTL_PORT   # its own port space: the controller's number, on its own loopback
+
+netns_bridge() {   # WHERE LISTEN TARGET: a proxy, on the host or in NETNS
+	local where=$1 p
+	shift
+	if [[ $where == netns ]]; then
+		nsenter --net="/run/netns/$NETNS" "$PY" "$PROXY_PY" "$@" >>"$T/bridge.log" 2>&1 &
+	else
+		"$PY" "$PROXY_PY" "$@" >>"$T/bridge.log" 2>&1 &
+	fi
+	p=$!
+	disown "$p" 2>/dev/null
+	echo "$p" >>"$T/bridge.pids"
+	record "pid $p"
+}
+
+netns_cleanup() {
+	local p
+	node_stop node-n
+	for p in $(cat "$T/bridge.pids" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	rm -f "$T/bridge.pids"
+	[[ -e /run/netns/$NETNS ]] && ip netns delete "$NETNS"
+	return 0
+}
+
+sc_netns() {
+	local mp t0 dt nf nc
+	command -v ip >/dev/null && command -v nsenter >/dev/null || fail "ip (iproute2) or nsenter missing"
+	ip netns add "$NETNS" || fail "cannot make the network namespace $NETNS"
+	ip -n "$NETNS" link set lo up || fail "cannot bring up $NETNS's loopback"
+	: >"$T/bridge.log"
+	netns_bridge host "unix:$T/n-bridge.sock" "$CTL_PORT"
+	wait_until 10 test -S "$T/n-bridge.sock" || fail "the host side of the bridge did not start: $(cat "$T/bridge.log")"
+	netns_bridge netns "$NETNS_PORT" "unix:$T/n-bridge.sock"
+	wait_until 10 sh -c "[ \$(grep -c listening '$T/bridge.log') -ge 2 ]" || fail "the bridge did not start: $(cat "$T/bridge.log")"
+	printf '#!/bin/sh\nexec nsenter --net=/run/netns/%s -- %s "$@"\n' "$NETNS" "$VOLUMED_BIN" >"$T/volumed-in-netns"
+	chmod +x "$T/volumed-in-netns"
+	node_start node-n
+	[[ $(readlink "/proc/$(npid node-n)/ns/net") != "$(readlink /proc/self/ns/net)" ]] ||
+		fail "node-n does not run in its own network namespace"
+	wait_until 5 node_state_is node-n alive || fail "node-n not alive: $(nodes_json ctl)"
+	# A local volume there: nobody else can use it, so it stays writable.
+	assert_ok vn node-n create l12
+	assert_ok vn node-n mount l12
+	mp=${OUT##*$'\n'}
+	nf=$(log_count node-n self-fenced)
+	nc=$(log_count node-n "in contact with the controller again")
+	ip -n "$NETNS" link set lo down || fail "cannot take $NETNS's link down"
+	t0=$(now_ms)
+	wait_log_more node-n self-fenced "$nf" $((LEASE_MS / 1000 + 5)) || fail "node-n did not self-fence within the lease + 5 s of its link going down"
+	dt=$(($(now_ms) - t0))
+	metric "self_fence_ms(netns link down, lease $LEASE_MS)" "$dt"
+	((dt >= LEASE_MS - LEASE_MS / 10 - 300)) || fail "node-n self-fenced $dt ms after its link went down: before its lease ran out"
+	((dt <= LEASE_MS + 1000)) || fail "node-n self-fenced only $dt ms after its link went down (lease $LEASE_MS ms)"
+	wait_until $((LEASE_MS / 1000 + 2)) node_state_is node-n dead || fail "node-n not dead for the controller: $(nodes_json ctl)"
+	{ echo still >"$mp/f" && sync "$mp/f"; } || fail "node-n's local volume is not writable after the self-fence"
+	ip -n "$NETNS" link set lo up || fail "cannot bring $NETNS's link back"
+	t0=$(now_ms)
+	wait_log_more node-n "in contact with the controller again" "$nc" 10 || fail "node-n did not reconnect within 10 s of its link coming back"
+	metric "reconnect_ms(netns link up)" "$(($(now_ms) - t0))"
+	wait_until 5 node_state_is node-n alive || fail "node-n not alive after its link came back"
+	log "  ok: node-n self-fenced $dt ms after its namespace's link went down, its local volume still writable; back when the link came up"
+	assert_ok vn node-n unmount l12
+	assert_ok vn node-n rm l12
+	netns_cleanup
+}
+
 # ---------------------------------------------------------------- run
 
-sc "1. nodes: listed alive, a killed node dead after the lease" sc_nodes
-sc "2. graceful move (iscsi)" sc_graceful
-sc "3. refusal while node-a uses the volume" sc_refuse
-sc "4. forced move (iscsi) under a writer" sc_force
-sc "5. crash move (iscsi)" sc_crash_iscsi
-sc "6. crash move (nfs, CSI single writer)" sc_crash_nfs
-sc "7. race: both nodes mount at once" sc_race
-sc "8. controller kill -9 in the middle of a move" sc_ctl_kill
-sc "8c. controller kill -9 as node-a begins a forced release" sc_ctl_kill_release
-sc "9. partition: node-b cut off" sc_partition
-sc "10. a local volume on another node" sc_local
-sc "11. docker on two nodes: a task moves from node-a's dockerd to node-b's" sc_docker
+# VD_CLUSTER_ONLY="4 9": only those scenarios (for working on them).
+want() { [[ -z ${VD_CLUSTER_ONLY:-} || " $VD_CLUSTER_ONLY " == *" $1 "* ]]; }
+
+want 1 && sc "1. nodes: listed alive, a killed node dead after the lease" sc_nodes
+want 2 && sc "2. graceful move (iscsi)" sc_graceful
+want 3 && sc "3. refusal while node-a uses the volume" sc_refuse
+want 4 && sc "4. forced move (iscsi) under a writer" sc_force
+want 5 && sc "5. crash move (iscsi)" sc_crash_iscsi
+want 6 && sc "6. crash move (nfs, CSI single writer)" sc_crash_nfs
+want 7 && sc "7. race: both nodes mount at once" sc_race
+want 8 && sc "8. controller kill -9 in the middle of a move" sc_ctl_kill
+want 8c && sc "8c. controller kill -9 as node-a begins a forced release" sc_ctl_kill_release
+want 9 && sc "9. partition: node-b cut off" sc_partition
+want 10 && sc "10. a local volume on another node" sc_local
+want 11 && sc "11. docker on two nodes: a task moves from node-a's dockerd to node-b's" sc_docker
+want 12 && sc "12. partition: node-n, in its own network namespace, loses its link" sc_netns
 
 scenario "summary"
 loopfail=$(grep -H 'event=loop-failed err=103' "$T"/n-*/state/iscsi/*/*/helper.log 2>/dev/null)
@@ -1554,8 +1646,10 @@ if ((nstale > 0)); then
 	bug "iscsi helper: an unmount left the node's persistent reservation at the target (the helper, stopped by a plain unmount, sometimes logs 'event=loop-failed err=103' then 'event=stopping reason=error' and exits 1 without releasing it): the next node's mount fails with 'in use by another node (reservation key ...)' and volctl rm with 'in use by a node (reservation key ...)'. Seen $nloop time(s)$( ((nloop)) && echo ", first: $(head -n 1 <<<"$loopfail" | sed "s|$T/||" | cut -c1-200)")$( ((nstale)) && echo "; effect: $(head -n 1 "$T/pr-stale" | cut -c1-300)")"
 fi
 # node-b counted its self-fences (scenario 9) in its /metrics.
-n=$(prom_value node-b 'volumed_fences_total{kind="self"}')
-[[ ${n:-0} -ge 2 ]] || FAILED+=("node-b's /metrics counts ${n:-no} self-fences (scenario 9 made 2)")
+if want 9; then
+	n=$(prom_value node-b 'volumed_fences_total{kind="self"}')
+	[[ ${n:-0} -ge 2 ]] || FAILED+=("node-b's /metrics counts ${n:-no} self-fences (scenario 9 made 2)")
+fi
 log "measured:"
 sed 's/^/    /' "$METRICS"
 if [[ -s $BUGS ]]; then
