@@ -718,6 +718,21 @@ static int mnt_path(const struct nfs_drv *d, const struct vd_nfs_backend *b, con
 			leaf ? "/" : "", leaf ? leaf : "");
 }
 
+/* The node side's start: the volume's backend, its directory on this node
+ * (helper.log, helper.pid) and its mount point. */
+static int node_paths(const struct nfs_drv *d, const char *name, const json_t *spec,
+		      const struct vd_nfs_backend **ret_b, char *dir, char *mnt,
+		      struct vd_err *err)
+{
+	struct vd_nfs_spec s;
+	int r = volume_get(d, name, spec, &s, ret_b, err);
+	if (r == 0)
+		r = mnt_path(d, *ret_b, name, NULL, dir, err);
+	if (r == 0)
+		r = mnt_path(d, *ret_b, name, "mnt", mnt, err);
+	return r;
+}
+
 /* This host's directory of the volume (not mounted: checked), best effort. */
 static void node_dir_remove(const struct nfs_drv *d, const struct vd_nfs_backend *b,
 			    const char *name)
@@ -977,13 +992,8 @@ static int nfs_stage_op(void *priv, const char *name, const json_t *spec, const 
 {
 	struct nfs_drv *d = priv;
 	const struct vd_nfs_backend *b;
-	struct vd_nfs_spec s;
 	char dir[PATH_MAX], mnt[PATH_MAX];
-	int r = volume_get(d, name, spec, &s, &b, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, NULL, dir, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, "mnt", mnt, err);
+	int r = node_paths(d, name, spec, &b, dir, mnt, err);
 	if (r == 0)
 		r = vd_helper_mount_state(mnt, err);
 	if (r == 2) {   /* its helper died: clear the dead mount, mount again */
@@ -1020,14 +1030,9 @@ static int nfs_unstage_op(void *priv, const char *name, const json_t *spec, cons
 {
 	struct nfs_drv *d = priv;
 	const struct vd_nfs_backend *b;
-	struct vd_nfs_spec s;
 	char dir[PATH_MAX], mnt[PATH_MAX];
 	(void)data;
-	int r = volume_get(d, name, spec, &s, &b, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, NULL, dir, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, "mnt", mnt, err);
+	int r = node_paths(d, name, spec, &b, dir, mnt, err);
 	if (r == 0)
 		r = vd_mount_is_mounted(mnt, err);
 	if (r < 0)
@@ -1049,14 +1054,9 @@ static int nfs_fence_op(void *priv, const char *name, const json_t *spec, const 
 {
 	struct nfs_drv *d = priv;
 	const struct vd_nfs_backend *b;
-	struct vd_nfs_spec s;
 	char dir[PATH_MAX], mnt[PATH_MAX];
 	(void)data;
-	int r = volume_get(d, name, spec, &s, &b, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, NULL, dir, err);
-	if (r == 0)
-		r = mnt_path(d, b, name, "mnt", mnt, err);
+	int r = node_paths(d, name, spec, &b, dir, mnt, err);
 	if (r < 0)
 		return r;
 	vd_helper_kill(dir, mnt);   /* FUSE: no more requests reach the server */
