@@ -102,6 +102,12 @@ static int stage(struct vd_node *node, const char *name, const json_t *doc, int 
 	return vd_metrics_backend(b->ops->name, r);
 }
 
+/* 1 when a forced release covered the record's mountpoint (covers_put). */
+static int record_covered(const json_t *record)
+{
+	return json_is_true(json_object_get(record, "released")) && !record_is_block(record);
+}
+
 /* 1 when the record's volume is attached for a single writer. */
 static int record_single(const json_t *record)
 {
@@ -227,7 +233,7 @@ static int reattach(struct vd_node *node, const char *name, const json_t *record
 	json_t *edit = vd_doc_edit(record);
 	if (!edit)
 		r = vd_err_set(err, -ENOMEM, "out of memory");
-	else if (!record_is_block(record))   /* a forced release covered it */
+	else if (record_covered(record))
 		r = vd_mount_uncover(vd_doc_str(record, "path"), err);
 	if (r == 0) {
 		json_object_del(edit, "fenced");
@@ -328,7 +334,7 @@ int vd_node_mount(struct vd_node *node, const char *name, const char *mount_id,
 static int release(struct vd_node *node, const char *name, const json_t *record,
 		   struct vd_err *err)
 {
-	int r = record_is_block(record) ? 0 : vd_mount_uncover(vd_doc_str(record, "path"), err);
+	int r = record_covered(record) ? vd_mount_uncover(vd_doc_str(record, "path"), err) : 0;
 	if (r == 0)
 		r = unstage(node, name, record, record_is_block(record), err);
 	if (r == 0)
