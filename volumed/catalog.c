@@ -569,6 +569,12 @@ static int attachment_change(struct vd_catalog *c, const char *name, const char 
 	const char *last = json_string_value(json_object_get(doc, "last_holder"));
 	if (r == 0 && attach && !present && last && strcmp(last, node_id) != 0 && b)
 		fence |= b->ops->storage_fence;
+	/* A node agent that gets a single-writer volume is its one holder by
+	 * this catalog's word: a reservation its stage meets is stale (left by
+	 * a node that let go or was fenced), so the stage may take it over. */
+	if (r == 0 && attach && access == VD_ACCESS_SINGLE && b && b->ops->storage_fence &&
+	    c->self_node && strcmp(node_id, c->self_node) != 0)
+		fence = 1;
 	if (r == 0 && (present != attach || *moved)) {
 		char since[32];
 		json_t *edit = vd_doc_edit(doc);

@@ -8,6 +8,7 @@
 #include "node.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <errno.h>
 #include <limits.h>
@@ -32,6 +33,8 @@ struct vd_node {
 	struct vd_controller ctl;
 	struct vd_docset *records;
 	atomic_int owed;         /* a release or detach failed: vd_node_settle retries */
+	pthread_mutex_t owed_lock;
+	json_t *owed_detach;     /* [name]: attaches that failed after perhaps being made */
 };
 
 static int mount_id_check(const char *id, struct vd_err *err)
@@ -173,6 +176,17 @@ static int record_add_id(json_t *record, const char *id, const struct vd_mount_o
 							(json_int_t)o->flags)) < 0 ? -ENOMEM : 0;
 }
 
+/* An attach that failed in transit (the controller died, or did not
+ * answer in time) may have been made: a detach is owed unless the volume
+ * is mounted here by then (vd_node_settle). */
+static void detach_owe(struct vd_node *node, const char *name)
+{
+	pthread_mutex_lock(&node->owed_lock);
+	json_array_append_new(node->owed_detach, json_string(name));
+	pthread_mutex_unlock(&node->owed_lock);
+	atomic_store(&node->owed, 1);
+}
+
 /* The first reference on this node: attach, stage, write the record. */
 static int mount_first(struct vd_node *node, const char *name, const char *id,
 		       const struct vd_mount_opts *o, char **ret_path, struct vd_err *err)
@@ -181,6 +195,8 @@ static int mount_first(struct vd_node *node, const char *name, const char *id,
 	char *path = NULL;
 	int r = node->ctl.ops->attach(node->ctl.ctl, name, node->node_id, o->access, o->force, &doc,
 				      err);
+	if (r == -EIO || r == -ETIMEDOUT)
+		detach_owe(node, name);
 	if (r < 0)
 		return r;
 	if ((r = stage(node, name, doc, o->block, o->access == VD_ACCESS_SINGLE, &path, err)) < 0) {
@@ -511,13 +527,16 @@ int vd_node_open(const char *state_dir, const char *node_id, const char *lease_f
 	char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%s/node", state_dir);
 	struct vd_node *node = calloc(1, sizeof(*node));
-	if (!node || !(node->node_id = strdup(node_id)) ||
+	if (!node || !(node->node_id = strdup(node_id)) || !(node->owed_detach = json_array()) ||
 	    (lease_file && !(node->lease_file = strdup(lease_file)))) {
-		if (node)
+		if (node) {
 			free(node->node_id);
+			json_decref(node->owed_detach);
+		}
 		free(node);
 		return vd_err_set(err, -ENOMEM, "out of memory");
 	}
+	pthread_mutex_init(&node->owed_lock, NULL);
 	node->backends = backends;
 	node->ctl = controller;
 	int r = vd_docset_open(dir, NULL, NULL, &node->records, err);
@@ -536,6 +555,8 @@ void vd_node_free(struct vd_node *node)
 	if (!node)
 		return;
 	vd_docset_free(node->records);
+	json_decref(node->owed_detach);
+	pthread_mutex_destroy(&node->owed_lock);
 	free(node->lease_file);
 	free(node->node_id);
 	free(node);
@@ -739,13 +760,39 @@ static void settle_one(struct vd_node *node, const char *name)
 	vd_docset_unlock(node->records, lock);
 }
 
+/* The detach an attach that failed in transit may have left, unless the
+ * volume is mounted here now; kept for the next try when it fails. */
+static void settle_attach(struct vd_node *node, const char *name)
+{
+	struct vd_err err = VD_ERR_INIT;
+	struct vd_lock *lock = vd_docset_lock(node->records, name);
+	json_t *record = vd_docset_get(node->records, name);
+	if (!record && node->ctl.ops->detach(node->ctl.ctl, name, node->node_id, &err) < 0) {
+		vd_log(VD_LOG_DEBUG, "node volume=%s: detach still pending: %s", name,
+		       vd_err_msg(&err));
+		detach_owe(node, name);
+	} else if (!record) {
+		vd_log(VD_LOG_INFO, "node volume=%s: detached (its attach had failed in transit)",
+		       name);
+	}
+	json_decref(record);
+	vd_docset_unlock(node->records, lock);
+}
+
 void vd_node_settle(struct vd_node *node)
 {
-	json_t *records, *v;
+	json_t *records, *v, *names;
 	size_t i;
 	struct vd_err err = VD_ERR_INIT;
 	if (!atomic_exchange(&node->owed, 0))
 		return;
+	pthread_mutex_lock(&node->owed_lock);
+	names = node->owed_detach;
+	node->owed_detach = json_array();
+	pthread_mutex_unlock(&node->owed_lock);
+	json_array_foreach(names, i, v)
+		settle_attach(node, json_string_value(v));
+	json_decref(names);
 	if (vd_docset_list(node->records, &records, &err) < 0) {
 		atomic_store(&node->owed, 1);
 		return;

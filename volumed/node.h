@@ -58,8 +58,9 @@ int vd_node_release(struct vd_node *node, const char *name, int force, struct vd
 /* Self-fencing (no lease): cuts the data path of every single-writer
  * volume staged here and marks it fenced. Returns how many. */
 int vd_node_fence_single(struct vd_node *node, struct vd_err *err);
-/* Retries the releases and detaches that failed (the controller was away);
- * cheap when there are none. The agent calls it after each heartbeat. */
+/* Retries the releases and detaches that failed (the controller was away),
+ * and detaches what an attach that failed in transit may have made; cheap
+ * when there is nothing to do. The agent calls it after each heartbeat. */
 void vd_node_settle(struct vd_node *node);
 /* How many volumes are mounted here. */
 size_t vd_node_mounted_count(struct vd_node *node);
