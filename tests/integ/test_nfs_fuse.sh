@@ -352,6 +352,39 @@ wait_helper_gone 10 || fail "the helper ignored SIGTERM"
 wait_until 5 not_mounted "$MP" || fail "$MP still mounted after SIGTERM"
 assert_eq 0 "$(helper_exit_code)" "exit code in the helper log"
 
+scenario "the node's lease: no start once it is over; changes fail with EIO for good when it runs out"
+# lease_write SECS: a lease ending SECS from now (negative: already over).
+lease_write() {
+	"$PY" - "$T/lease" "$1" <<-'PYEOF'
+		import sys, time
+		boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+		end = int(time.monotonic() * 1000 + float(sys.argv[2]) * 1000)
+		open(sys.argv[1], "w").write("volumed-lease 1 %s %d\n" % (boot, end))
+	PYEOF
+}
+lease_write -1
+helper_start "$URL" --lease-file "$T/lease"
+assert_match "$READY" "^error: the node's lease .* has run out" "ready line with a lease that is over"
+wait_helper_gone 5 || fail "the helper kept running with a lease that is over"
+not_mounted "$MP" || fail "something got mounted on $MP with a lease that is over"
+lease_write 2
+t0=$(now_ms)
+helper_start "$URL" --lease-file "$T/lease"
+assert_match "$READY" '^ok [0-9]+$' "ready line with a lease that holds"
+echo before >"$MP/lease.txt" && sync "$MP/lease.txt" || fail "no write while the lease holds"
+sleep $(((2000 - ($(now_ms) - t0)) / 1000 + 1))
+{ echo after >"$MP/lease.txt"; } 2>"$T/lease.err" && fail "a write succeeded after the lease ran out"
+assert_contains "$(cat "$T/lease.err")" "Input/output error" "the failed write's error"
+assert_eq "before" "$(cat "$MP/lease.txt")" "a read after the lease ran out"
+assert_eq "before" "$(cat "$VOL/lease.txt")" "the file on the server"
+grep -q "event=lease-expired" "$HLOG" || fail "the helper did not log that its lease ran out"
+lease_write 30   # renewed: too late for this helper
+{ touch "$MP/new.txt"; } 2>/dev/null && fail "a create succeeded after a renewal that came too late"
+log "  ok: refused to start on an old lease; EIO on changes once it ran out, reads go on, a late renewal changes nothing"
+kill -TERM "$HPID"
+wait_helper_gone 10 || fail "the helper ignored SIGTERM"
+wait_until 5 not_mounted "$MP" || fail "$MP still mounted after SIGTERM"
+
 scenario "fusermount3 -u: the helper exits 0"
 helper_start "$URL"
 assert_match "$READY" '^ok [0-9]+$' "ready line (ok and the helper's pid)"
