@@ -58,6 +58,9 @@ static int socket_is_live(const struct sockaddr_un *addr)
 	return live;
 }
 
+#define LIVE_WAIT_STEP_US 50000
+#define LIVE_WAIT_TRIES 40
+
 /* Removes a stale socket at path; refuses a live one or a non-socket. */
 static int clear_path(const struct sockaddr_un *addr, struct vd_err *err)
 {
@@ -72,8 +75,13 @@ static int clear_path(const struct sockaddr_un *addr, struct vd_err *err)
 		return vd_err_set(err, -EEXIST,
 				  "%s exists and is not a socket; remove it or choose another socket path",
 				  path);
-	if (socket_is_live(addr))
-		return vd_err_set(err, -EADDRINUSE, "another volumed is serving %s", path);
+	/* A predecessor killed a moment ago may still be closing its socket
+	 * (a child between fork and exec holds it): give it two seconds. */
+	for (int i = 0; socket_is_live(addr); i++) {
+		if (i == LIVE_WAIT_TRIES)
+			return vd_err_set(err, -EADDRINUSE, "another volumed is serving %s", path);
+		usleep(LIVE_WAIT_STEP_US);
+	}
 	if (unlink(path) < 0 && errno != ENOENT)
 		return vd_err_set(err, -errno, "cannot remove stale socket %s: %s",
 				  path, strerror(errno));

@@ -2,8 +2,8 @@
  *
  * Shared by the HTTP/1 server (Docker plugin, REST API) and the gRPC
  * server (CSI): the parent directory is created, a stale socket left by a
- * crashed daemon is replaced, a live one (another daemon serving it) or a
- * path that is not a socket is refused, and on close the socket file is
+ * crashed daemon is replaced, a live one (another daemon still serving it
+ * after two seconds) or a path that is not a socket is refused, and on close the socket file is
  * removed only if it still is the one we bound, never a successor's.
  * No threads, no locks: one struct belongs to one server. */
 #ifndef VD_USOCK_H
