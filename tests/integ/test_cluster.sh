@@ -305,6 +305,14 @@ datapath_state() {
 }
 
 ifield() { vn "$1" --json inspect "$2" | jget "$3"; }
+# on_a_with_marker NAME: a 32 MiB iscsi volume made and mounted on node-a,
+# its mountpoint in the caller's mpa, "from-a VD_ID" written to its marker.
+on_a_with_marker() {
+	assert_ok va create "$1" -o driver=iscsi -o size=32M
+	assert_ok va mount "$1"
+	mpa=${OUT##*$'\n'}
+	echo "from-a $VD_ID" >"$mpa/marker" && sync "$mpa/marker" || fail "node-a cannot write into $1"
+}
 # prom_value NODE SERIES: that series' value in NODE's /metrics ("" when absent).
 prom_value() {
 	curl -s --max-time 10 --unix-socket "$(napi "$1")" http://localhost/metrics |
@@ -888,10 +896,7 @@ sc_force() {
 	# A forced move while node-b is slow to pick up its part (frozen for a
 	# second): whichever node acts first, node-b must end up with the
 	# volume, taking over the reservation node-a's fenced helper left.
-	assert_ok va create f4r -o driver=iscsi -o size=32M
-	assert_ok va mount f4r
-	mpa=${OUT##*$'\n'}
-	echo "from-a $VD_ID" >"$mpa/marker" && sync "$mpa/marker" || fail "node-a cannot write into f4r"
+	on_a_with_marker f4r
 	local bp nb
 	bp=$(npid node-b)
 	nb=$(grep -c "volume f4r refused" "$(nlog node-b)")
@@ -936,10 +941,7 @@ sc_force() {
 sc_crash_iscsi() {
 	local mpa mpb t0 dt hp ka kb n
 	# (a) node-a's volumed and the volume's helper killed.
-	assert_ok va create c5 -o driver=iscsi -o size=32M
-	assert_ok va mount c5
-	mpa=${OUT##*$'\n'}
-	echo "from-a $VD_ID" >"$mpa/marker" && sync "$mpa/marker" || fail "node-a cannot write into c5"
+	on_a_with_marker c5
 	ka=$(key_of node-a c5)
 	hp=$(cat "$(idir node-a c5)/helper.pid")
 	pid_running "$hp" || fail "no helper running for c5 on node-a (helper.pid $hp)"
@@ -1220,10 +1222,7 @@ ctl_restart() {
 sc_ctl_kill() {
 	local mpa t0 brc other
 	# (a) node-b waits for node-a (frozen: no heartbeats, no answers).
-	assert_ok va create m8 -o driver=iscsi -o size=32M
-	assert_ok va mount m8
-	mpa=${OUT##*$'\n'}
-	echo "from-a $VD_ID" >"$mpa/marker" && sync "$mpa/marker" || fail "node-a cannot write into m8"
+	on_a_with_marker m8
 	kill -STOP "$(npid node-a)"
 	"$VOLCTL_BIN" --api-socket "$(napi node-b)" mount m8 >"$T/m8-b.out" 2>&1 &
 	local bpid=$!
@@ -1342,10 +1341,7 @@ orphan_bug() {
 # refused, volctl unmount there a no-op).
 sc_ctl_kill_release() {
 	local mpa holder refs i
-	assert_ok va create m8c -o driver=iscsi -o size=32M
-	assert_ok va mount m8c
-	mpa=${OUT##*$'\n'}
-	echo "from-a $VD_ID" >"$mpa/marker" && sync "$mpa/marker" || fail "node-a cannot write into m8c"
+	on_a_with_marker m8c
 	writer_start m8c "$mpa/afile" fd
 	"$VOLCTL_BIN" --api-socket "$(napi ctl)" move m8c --to node-b --force >"$T/m8c-move.out" 2>&1 &
 	local mpid=$!
